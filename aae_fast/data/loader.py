@@ -1,0 +1,191 @@
+"""Batching of in-memory tensors without per-sample Python work.
+
+:class:`TensorLoader` replaces ``torch.utils.data.DataLoader`` for data that
+fits on the device: each epoch it draws one permutation of the row indices
+*on the data's device* and yields each batch as an ``index_select`` of a slice
+of that permutation. Batch sizes are known on the host from ``len(data)``, so
+iterating never waits on the device (no host sync per batch on CUDA).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import torch
+
+from .array_dataset import ArrayDataset
+
+__all__ = ["TensorLoader"]
+
+Batch = tuple[torch.Tensor, ...]
+
+
+class TensorLoader:
+    """Yield shuffled mini-batches of tensors held in memory.
+
+    Args:
+        data: an :class:`ArrayDataset` (batches are ``(images, labels)``), a
+            tensor (batches are 1-tuples) or a sequence of tensors sharing their
+            first dimension (batches are tuples in the same order).
+        batch_size: rows per batch.
+        shuffle: draw a fresh random permutation every epoch; otherwise rows come
+            in order.
+        drop_last: in finite mode, drop the final batch when it is smaller than
+            ``batch_size``.
+        infinite: iterate forever: the stream is the concatenation of one fresh
+            permutation per pass over the data, cut into full batches of
+            ``batch_size`` (a batch may straddle two passes; every row appears
+            exactly once per pass). ``drop_last`` has no effect. Meant for the
+            small labelled set of the semi-supervised phase, drawn with
+            ``next()`` alongside the unlabelled loader; it also works when the
+            data has fewer rows than ``batch_size``.
+        seed: seed of the loader's own generator. ``None`` draws the seed from
+            torch's global RNG, so ``torch.manual_seed`` still makes runs
+            reproducible.
+        generator: use this :class:`torch.Generator` (on the data's device type)
+            instead of creating one; ``seed`` must then be ``None``.
+        device: move the data there first (default: leave it where it is).
+
+    Permutations come from ``torch.randperm`` on the data's device, so a seed
+    gives the same batches every run on one device type, but CPU and CUDA
+    streams differ. :meth:`state_dict` / :meth:`load_state_dict` save and
+    restore the generator for resuming.
+
+    Example::
+
+        loader = TensorLoader(train, batch_size=100, seed=0, device="cuda")
+        for epoch in range(epochs):
+            for images, labels in loader:
+                ...
+    """
+
+    def __init__(
+        self,
+        data: ArrayDataset | torch.Tensor | Sequence[torch.Tensor],
+        batch_size: int,
+        *,
+        shuffle: bool = True,
+        drop_last: bool = False,
+        infinite: bool = False,
+        seed: int | None = None,
+        generator: torch.Generator | None = None,
+        device: torch.device | str | None = None,
+    ) -> None:
+        if isinstance(data, ArrayDataset):
+            tensors: tuple[torch.Tensor, ...] = data.tensors
+        elif isinstance(data, torch.Tensor):
+            tensors = (data,)
+        else:
+            tensors = tuple(data)
+        if not tensors:
+            raise ValueError("TensorLoader needs at least one tensor")
+        if device is not None:
+            tensors = tuple(t.to(device) for t in tensors)
+        first = tensors[0]
+        for t in tensors:
+            if t.dim() == 0 or t.shape[0] != first.shape[0]:
+                raise ValueError(
+                    "all tensors must share their first dimension, got shapes "
+                    + ", ".join(str(tuple(t.shape)) for t in tensors)
+                )
+            if t.device != first.device:
+                raise ValueError(
+                    "all tensors must be on one device, got "
+                    + ", ".join(str(t.device) for t in tensors)
+                )
+        if first.shape[0] == 0:
+            raise ValueError("TensorLoader needs at least one row of data")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+
+        if generator is not None:
+            if seed is not None:
+                raise ValueError("pass seed or generator, not both")
+            if generator.device.type != first.device.type:
+                raise ValueError(
+                    f"generator is on {generator.device} but the data is on {first.device}"
+                )
+        else:
+            generator = torch.Generator(device=first.device)
+            if seed is None:
+                seed = int(torch.empty((), dtype=torch.int64).random_().item())
+            generator.manual_seed(seed)
+
+        self.tensors = tensors
+        self.batch_size = int(batch_size)
+        self.shuffle = shuffle
+        self.drop_last = drop_last
+        self.infinite = infinite
+        self.generator = generator
+
+    @property
+    def device(self) -> torch.device:
+        return self.tensors[0].device
+
+    @property
+    def num_samples(self) -> int:
+        """Rows of data (per pass)."""
+        return self.tensors[0].shape[0]
+
+    @property
+    def batches_per_epoch(self) -> int:
+        """Batches per epoch in finite mode; ``ceil(num_samples / batch_size)`` in infinite mode."""
+        if self.drop_last and not self.infinite:
+            return self.num_samples // self.batch_size
+        return math.ceil(self.num_samples / self.batch_size)
+
+    def __len__(self) -> int:
+        """Batches per epoch; an infinite loader has no length (``TypeError``)."""
+        if self.infinite:
+            raise TypeError(
+                "an infinite TensorLoader has no length; use batches_per_epoch for batches per pass"
+            )
+        return self.batches_per_epoch
+
+    def __iter__(self) -> Iterator[Batch]:
+        return self._iter_infinite() if self.infinite else self._iter_epoch()
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(num_samples={self.num_samples}, batch_size={self.batch_size}, "
+            f"shuffle={self.shuffle}, drop_last={self.drop_last}, infinite={self.infinite}, "
+            f"device={self.device})"
+        )
+
+    def state_dict(self) -> dict[str, Any]:
+        """The generator state; restoring it replays the following epochs exactly."""
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.generator.set_state(state["generator"])
+
+    def _order(self) -> torch.Tensor:
+        n = self.num_samples
+        if self.shuffle:
+            return torch.randperm(n, generator=self.generator, device=self.device)
+        return torch.arange(n, device=self.device)
+
+    def _gather(self, index: torch.Tensor) -> Batch:
+        return tuple(t.index_select(0, index) for t in self.tensors)
+
+    def _iter_epoch(self) -> Iterator[Batch]:
+        n, size = self.num_samples, self.batch_size
+        stop = n - n % size if self.drop_last else n
+        if not self.shuffle:  # contiguous views, no gather at all
+            for start in range(0, stop, size):
+                yield tuple(t[start : start + size] for t in self.tensors)
+            return
+        order = self._order()
+        for start in range(0, stop, size):
+            yield self._gather(order[start : start + size])
+
+    def _iter_infinite(self) -> Iterator[Batch]:
+        size = self.batch_size
+        pending = self._order()
+        while True:
+            while pending.shape[0] < size:
+                pending = torch.cat((pending, self._order()))
+            yield self._gather(pending[:size])
+            pending = pending[size:]

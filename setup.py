@@ -1,0 +1,67 @@
+"""Build aae_fast._C: the C++ (CPU) extension, plus CUDA when the installed torch has CUDA and nvcc
+is found. `AAE_FAST_NO_EXT=1` skips the extension entirely (the ops then run their documented
+pure-PyTorch fallback; `aae_fast.backend_info()` says so). The top-level `kernels/` directory (Triton)
+is installed as the package `aae_fast.kernels`.
+
+Install with `pip install --no-build-isolation -e .` so that the build uses the torch already
+installed (an isolated build would fetch another torch).
+"""
+
+import glob
+import os
+
+from setuptools import find_packages, setup
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+
+
+def _extension_modules():
+    if os.environ.get("AAE_FAST_NO_EXT", "0") == "1":
+        return [], {}
+    import torch
+    from torch.utils.cpp_extension import CUDA_HOME, BuildExtension, CppExtension, CUDAExtension
+
+    def rel(pattern):
+        return sorted(os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, pattern)))
+
+    sources = rel("csrc/ops.cpp") + rel("csrc/cpu/*.cpp")
+    debug = os.environ.get("AAE_FAST_DEBUG", "0") == "1"
+    cxx_flags = ["-O0", "-g"] if debug else ["-O3"]
+    # at::parallel_for inlines its OpenMP region into our code: without -fopenmp it runs serially.
+    cxx_flags += ["-std=c++17", "-fopenmp", "-fno-math-errno", "-Wall", "-Wno-unknown-pragmas"]
+    extra = {"cxx": cxx_flags}
+    include_dirs = [os.path.join(ROOT, "csrc", "include")]
+
+    with_cuda = torch.version.cuda is not None and CUDA_HOME is not None
+    if os.environ.get("AAE_FAST_NO_CUDA", "0") == "1":
+        with_cuda = False
+    if with_cuda:
+        sources += rel("csrc/cuda/*.cu") + rel("csrc/cuda/*_cuda.cpp")
+        extra["nvcc"] = ["-O3", "-std=c++17", "--use_fast_math", "-lineinfo"]
+        ext = CUDAExtension(
+            "aae_fast._C",
+            sources,
+            include_dirs=include_dirs,
+            extra_compile_args=extra,
+            extra_link_args=["-fopenmp"],
+            define_macros=[("AAE_FAST_WITH_CUDA", "1")],
+        )
+    else:
+        ext = CppExtension(
+            "aae_fast._C",
+            sources,
+            include_dirs=include_dirs,
+            extra_compile_args=extra,
+            extra_link_args=["-fopenmp"],
+        )
+    return [ext], {"build_ext": BuildExtension.with_options(use_ninja=True)}
+
+
+ext_modules, cmdclass = _extension_modules()
+
+setup(
+    packages=find_packages(include=["aae_fast", "aae_fast.*"]) + ["aae_fast.kernels"],
+    package_dir={"aae_fast.kernels": "kernels"},
+    ext_modules=ext_modules,
+    cmdclass=cmdclass,
+)
