@@ -12,7 +12,13 @@ TORCH_LIBRARY(aae_fast, m) {
   // output's. The stream layout is csrc/include/aae_fast/philox.h.
   //
   // z_i = loc[c_i] + scale[c_i] * eps_i with c_i = labels[i] or drawn from cum_weights [K];
-  // scale is [K, D] (diagonal) or [K, D, D] (lower-triangular factor of the covariance).
+  // scale is [K, D] (diagonal) or [K, D, D] (lower-triangular factor of the covariance; entries
+  // above the diagonal are ignored).
+  //
+  // Labels outside [0, K): the CPU kernels raise; the CUDA and Triton kernels cannot check without
+  // a host sync, so they write NaN rows instead (aae_fast.priors checks CPU labels up front).
+  // Angles are computed as (2 pi turns) * sqrt(t) in the compute precision (2 pi as a double for
+  // float64 compute).
   m.def(
       "sample_gaussian_mixture(Tensor(a!) rng_state, SymInt n, Tensor loc, Tensor scale, "
       "Tensor cum_weights, Tensor? labels, ScalarType dtype) -> Tensor");

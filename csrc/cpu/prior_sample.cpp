@@ -1,24 +1,31 @@
 // CPU implementations of the prior-sampling ops (schemas and semantics: csrc/ops.cpp; random
 // stream: csrc/include/aae_fast/philox.h). Rows are independent, so at::parallel_for splits them
-// across threads; each row computes only the Philox blocks it needs.
+// across threads. float32 compute goes kLanes rows at a time through the vectorised stream of
+// stream_lanes.h; float64 compute (the precise path) evaluates philox.h row by row with libm.
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
+#include <algorithm>
 #include <cmath>
+#include <type_traits>
 #include <vector>
 
 #include "aae_fast/philox.h"
 #include "aae_fast/prior_checks.h"
+#include "stream_lanes.h"
 
 namespace aae_fast {
 namespace {
 
+using lanes::kLanes;
 using philox::Words;
 
-// Rows per parallel task: enough work to amortise scheduling, small enough to balance two cores.
+// Rows per parallel task: enough work to amortise scheduling, small enough to balance the cores.
+// A multiple of kLanes so that only the last task has a partial chunk.
 constexpr int64_t kRowGrain = 2048;
+static_assert(kRowGrain % kLanes == 0, "row grain must be whole lane chunks");
 
 struct StreamState {
   uint64_t seed;
@@ -87,30 +94,87 @@ void row_normals(const StreamState& s, uint64_t row, const Words& block0, int64_
   }
 }
 
+// z = loc[c] + scale[c] (*) eps for one row, eps given with stride `eps_stride`.
+template <typename acc_t, typename out_t>
+inline void affine_row(int64_t c, int64_t D, bool tril, const acc_t* loc, const acc_t* scale,
+                       const acc_t* eps, int64_t eps_stride, out_t* z) {
+  const acc_t* mu = loc + c * D;
+  if (tril) {
+    const acc_t* L = scale + c * D * D;
+    for (int64_t j = 0; j < D; ++j) {
+      acc_t acc = mu[j];
+      for (int64_t k = 0; k <= j; ++k) acc += L[j * D + k] * eps[k * eps_stride];
+      z[j] = static_cast<out_t>(acc);
+    }
+  } else {
+    const acc_t* sd = scale + c * D;
+    for (int64_t j = 0; j < D; ++j) z[j] = static_cast<out_t>(mu[j] + sd[j] * eps[j * eps_stride]);
+  }
+}
+
+// float32: kLanes rows at a time; eps is held as [D (rounded up to even)][kLanes].
+template <typename out_t>
+void gaussian_mixture_rows_f32(const StreamState& s, int64_t begin, int64_t end, int64_t K,
+                               int64_t D, bool tril, const float* loc, const float* scale,
+                               const float* cum, const int64_t* labels, out_t* out) {
+  const int64_t pairs = (D + 1) / 2;
+  std::vector<float> eps(static_cast<size_t>(2 * pairs * kLanes));
+  lanes::BlockWords block0, block;
+  for (int64_t i0 = begin; i0 < end; i0 += kLanes) {
+    const uint64_t row0 = s.offset + static_cast<uint64_t>(i0);
+    const int64_t count = std::min<int64_t>(kLanes, end - i0);
+    lanes::philox_block(s.seed, row0, 0, block0);
+    int64_t loaded = 0;
+    const lanes::BlockWords* current = &block0;
+    for (int64_t p = 0; p < pairs; ++p) {
+      const int64_t word = 2 + 2 * p;  // pairs never straddle blocks
+      const int64_t k = word / 4;
+      if (k != loaded) {
+        lanes::philox_block(s.seed, row0, static_cast<uint32_t>(k), block);
+        current = &block;
+        loaded = k;
+      }
+      const int64_t lane_word = word % 4;
+      lanes::box_muller(current->w[lane_word], current->w[lane_word + 1],
+                        eps.data() + (2 * p) * kLanes, eps.data() + (2 * p + 1) * kLanes);
+    }
+    for (int64_t l = 0; l < count; ++l) {
+      const int64_t i = i0 + l;
+      int64_t c = 0;
+      if (labels != nullptr) {
+        c = labels[i];
+      } else if (K > 1) {
+        c = philox::pick_category(philox::uniform01(block0.w[0][l]), cum, K);
+      }
+      affine_row(c, D, tril, loc, scale, eps.data() + l, kLanes, out + i * D);
+    }
+  }
+}
+
+// float64: one row at a time with libm, the precise path.
+template <typename out_t>
+void gaussian_mixture_rows_f64(const StreamState& s, int64_t begin, int64_t end, int64_t K,
+                               int64_t D, bool tril, const double* loc, const double* scale,
+                               const double* cum, const int64_t* labels, out_t* out) {
+  std::vector<double> eps(static_cast<size_t>(D));
+  for (int64_t i = begin; i < end; ++i) {
+    const uint64_t row = s.offset + static_cast<uint64_t>(i);
+    const Words block0 = philox::row_block(s.seed, row, 0);
+    const int64_t c = row_category(s, i, block0, labels, cum, K);
+    row_normals(s, row, block0, D, eps.data());
+    affine_row(c, D, tril, loc, scale, eps.data(), 1, out + i * D);
+  }
+}
+
 template <typename acc_t, typename out_t>
 void gaussian_mixture_kernel(const StreamState& s, int64_t n, int64_t K, int64_t D, bool tril,
                              const acc_t* loc, const acc_t* scale, const acc_t* cum,
                              const int64_t* labels, out_t* out) {
   at::parallel_for(0, n, kRowGrain, [&](int64_t begin, int64_t end) {
-    std::vector<acc_t> eps(static_cast<size_t>(D));
-    for (int64_t i = begin; i < end; ++i) {
-      const uint64_t row = s.offset + static_cast<uint64_t>(i);
-      const Words block0 = philox::row_block(s.seed, row, 0);
-      const int64_t c = row_category(s, i, block0, labels, cum, K);
-      row_normals(s, row, block0, D, eps.data());
-      const acc_t* mu = loc + c * D;
-      out_t* z = out + i * D;
-      if (tril) {
-        const acc_t* L = scale + c * D * D;
-        for (int64_t j = 0; j < D; ++j) {
-          acc_t acc = mu[j];
-          for (int64_t k = 0; k <= j; ++k) acc += L[j * D + k] * eps[k];
-          z[j] = static_cast<out_t>(acc);
-        }
-      } else {
-        const acc_t* sd = scale + c * D;
-        for (int64_t j = 0; j < D; ++j) z[j] = static_cast<out_t>(mu[j] + sd[j] * eps[j]);
-      }
+    if constexpr (std::is_same_v<acc_t, float>) {
+      gaussian_mixture_rows_f32(s, begin, end, K, D, tril, loc, scale, cum, labels, out);
+    } else {
+      gaussian_mixture_rows_f64(s, begin, end, K, D, tril, loc, scale, cum, labels, out);
     }
   });
 }
@@ -137,11 +201,24 @@ template <typename acc_t, typename out_t>
 void categorical_kernel(const StreamState& s, int64_t n, int64_t K, const acc_t* cum,
                         const int64_t* labels, out_t* out) {
   at::parallel_for(0, n, kRowGrain, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) {
-      const Words block0 = philox::row_block(s.seed, s.offset + static_cast<uint64_t>(i), 0);
-      const int64_t c = row_category(s, i, block0, labels, cum, K);
-      out_t* row = out + i * K;
-      for (int64_t k = 0; k < K; ++k) row[k] = static_cast<out_t>(k == c ? 1 : 0);
+    lanes::BlockWords block0;
+    for (int64_t i0 = begin; i0 < end; i0 += kLanes) {
+      const int64_t count = std::min<int64_t>(kLanes, end - i0);
+      if (labels == nullptr && K > 1) {
+        lanes::philox_block(s.seed, s.offset + static_cast<uint64_t>(i0), 0, block0);
+      }
+      for (int64_t l = 0; l < count; ++l) {
+        const int64_t i = i0 + l;
+        int64_t c = 0;
+        if (labels != nullptr) {
+          c = labels[i];
+        } else if (K > 1) {
+          c = philox::pick_category(static_cast<acc_t>(philox::uniform01(block0.w[0][l])), cum, K);
+        }
+        out_t* row = out + i * K;
+        std::fill(row, row + K, static_cast<out_t>(0));
+        row[c] = static_cast<out_t>(1);
+      }
     }
   });
 }

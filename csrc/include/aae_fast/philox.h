@@ -20,6 +20,7 @@
 //   uniform01(w)  = (w >> 8) * 2^-24          in [0, 1)
 //   uniform01c(w) = ((w >> 8) + 1) * 2^-24    in (0, 1], safe for log()
 // The normals then differ between backends only by the rounding of log, sqrt, sin and cos.
+// kTwoPi below is for float32 compute; float64 compute uses 2 pi as a double.
 #pragma once
 
 #include <stdint.h>

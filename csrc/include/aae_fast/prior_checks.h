@@ -39,7 +39,8 @@ inline int64_t check_cum_weights(const at::Tensor& cum_weights, const at::Tensor
   return cum_weights.size(0);
 }
 
-// labels: int64 [n] on the same device. Values are checked by the device implementation.
+// labels: int64 [n] on the same device. Values are checked by the device implementation: the CPU
+// kernels raise, the CUDA and Triton kernels write NaN rows (a check would need a host sync).
 inline void check_labels_shape(const c10::optional<at::Tensor>& labels, int64_t n,
                                const at::Tensor& rng_state) {
   if (!labels.has_value()) return;
