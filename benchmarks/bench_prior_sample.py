@@ -2,14 +2,14 @@
 (torch.randint + torch.randn + index + affine) and against torch.compile of that composite.
 
 The paper's 10-component 2-D mixture (rotated, so full covariance factors) and a 2-D and 8-D
-Gaussian, at n = 10^6 (and 10^7 on GPU). extra_info carries samples/s and bytes written per second.
+Gaussian, at n = 10^6 (and 10^7 on GPU). extra_info carries samples/s and bytes written per second (bytes_per_s).
 """
 
 import pytest
 import torch
 
 import aae_fast as af
-from conftest import run_timed
+from conftest import record_throughput, run_timed
 
 SIZES = [10**6] + ([10**7] if torch.cuda.is_available() else [])
 IMPLS = ["fused", "eager", "compiled-eager"]
@@ -31,13 +31,6 @@ _compiled_mixture = torch.compile(eager_mixture, dynamic=False)
 _compiled_gaussian = torch.compile(eager_gaussian, dynamic=False)
 
 
-def _record(benchmark, n, d):
-    stats = benchmark.stats.stats
-    benchmark.extra_info["samples_per_s"] = n / stats.median
-    benchmark.extra_info["bytes_written_per_s"] = n * d * 4 / stats.median
-    benchmark.extra_info["n"] = n
-
-
 @pytest.mark.parametrize("n", SIZES)
 @pytest.mark.parametrize("impl", IMPLS)
 def test_mixture_of_gaussians_sample(benchmark, device, impl, n):
@@ -53,7 +46,8 @@ def test_mixture_of_gaussians_sample(benchmark, device, impl, n):
         fn = lambda: _compiled_mixture(n, p["loc"], p["scale"])  # noqa: E731
     out = run_timed(benchmark, fn, device)
     assert out.shape == (n, 2)
-    _record(benchmark, n, 2)
+    benchmark.extra_info["n"] = n
+    record_throughput(benchmark, n, nbytes=n * 2 * 4)
 
 
 @pytest.mark.parametrize("dim", [2, 8])
@@ -72,4 +66,5 @@ def test_gaussian_sample(benchmark, device, impl, dim):
         fn = lambda: _compiled_gaussian(n, p["loc"], p["scale"])  # noqa: E731
     out = run_timed(benchmark, fn, device)
     assert out.shape == (n, dim)
-    _record(benchmark, n, dim)
+    benchmark.extra_info["n"] = n
+    record_throughput(benchmark, n, nbytes=n * dim * 4)

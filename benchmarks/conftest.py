@@ -56,6 +56,18 @@ def run_timed(benchmark, fn, device: torch.device, rounds: int = 15, warmup: int
     return result
 
 
+def record_throughput(benchmark, items: int, nbytes: int = 0, flops: int = 0, unit: str = "samples") -> None:
+    """Adds per-second rates from the median time to extra_info (no-op under --benchmark-disable)."""
+    if benchmark.stats is None:  # --benchmark-disable: the call ran once, untimed
+        return
+    median = benchmark.stats.stats.median
+    benchmark.extra_info[f"{unit}_per_s"] = items / median
+    if nbytes:
+        benchmark.extra_info["bytes_per_s"] = nbytes / median
+    if flops:
+        benchmark.extra_info["gflops_per_s"] = flops / median / 1e9
+
+
 @pytest.fixture
 def device() -> torch.device:
     return bench_device()
