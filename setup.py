@@ -28,7 +28,7 @@ def _extension_modules():
     debug = os.environ.get("AAE_FAST_DEBUG", "0") == "1"
     cxx_flags = ["-O0", "-g"] if debug else ["-O3"]
     # at::parallel_for inlines its OpenMP region into our code: without -fopenmp it runs serially.
-    cxx_flags += ["-std=c++17", "-fopenmp", "-fno-math-errno", "-Wall", "-Wno-unknown-pragmas"]
+    cxx_flags += ["-fopenmp", "-fno-math-errno", "-Wall", "-Wno-unknown-pragmas"]
     extra = {"cxx": cxx_flags}
     include_dirs = [os.path.join(ROOT, "csrc", "include")]
 
@@ -37,7 +37,9 @@ def _extension_modules():
         with_cuda = False
     if with_cuda:
         sources += rel("csrc/cuda/*.cu") + rel("csrc/cuda/*_cuda.cpp")
-        extra["nvcc"] = ["-O3", "-std=c++17", "--use_fast_math", "-lineinfo"]
+        # No --use_fast_math: approximate log/sincos would break the cross-backend agreement promised by
+        # philox.h (the Box-Muller radius near u1 = 1 would be off by ~1e-3).
+        extra["nvcc"] = ["-O3", "-lineinfo"]
         ext = CUDAExtension(
             "aae_fast._C",
             sources,

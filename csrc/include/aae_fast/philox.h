@@ -55,7 +55,7 @@ AAE_HOST_DEVICE void mulhilo(uint32_t a, uint32_t b, uint32_t& hi, uint32_t& lo)
 // One Philox4x32-10 block for counter (c0, c1, c2, c3) and key (k0, k1).
 AAE_HOST_DEVICE Words philox4x32(uint32_t c0, uint32_t c1, uint32_t c2, uint32_t c3, uint32_t k0,
                                  uint32_t k1) {
-#if defined(__CUDACC__)
+#if defined(__CUDA_ARCH__)
 #pragma unroll
 #endif
   for (int round = 0; round < kRounds; ++round) {
