@@ -21,7 +21,7 @@ def backend_info() -> dict:
     """What this installation can run, and which implementation serves each op.
 
     Returns a dict with: `version`, `torch`, `triton` (None if not installed), `cpu_ext` and
-    `cuda_ext` (the compiled extension's CPU and CUDA kernels are loaded), `triton_enabled` (Triton
+    `cuda_ext` (the compiled extension is loaded with CPU / CUDA kernels), `triton_enabled` (Triton
     kernels can run here: a CUDA device, or TRITON_INTERPRET=1), `device` (the CUDA device name, or
     "cpu"), `extension_error` (why the extension did not load, or None) and `ops`: for each op, the
     implementation used on "cpu" ("cpp" or "composite") and on "cuda" ("cuda", "triton" or
@@ -50,8 +50,8 @@ def backend_info() -> dict:
         "extension_error": _backend.STATUS.error,
         "ops": {
             name: {
-                "cpu": _backend.cpu_backend(),
-                "cuda": _backend.cuda_backend() if has_cuda else None,
+                "cpu": _backend.cpu_backend(name),
+                "cuda": _backend.cuda_backend(name) if has_cuda else None,
             }
             for name in SCHEMAS
         },

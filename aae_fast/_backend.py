@@ -27,6 +27,13 @@ class ExtensionStatus:
     cpu_ext: bool = False
     cuda_ext: bool = False
     error: str | None = None
+    # Ops whose CPU / CUDA kernels come from _C, read at load time (before any Python registration).
+    compiled_cpu: frozenset = frozenset()
+    compiled_cuda: frozenset = frozenset()
+    # Ops registered with a Triton launcher for CUDA tensors, and with a composite.
+    triton_ops: set = field(default_factory=set)
+    composite_cpu: set = field(default_factory=set)
+    composite_cuda: set = field(default_factory=set)
     # Python-side registrations (composites, fallback schemas) must stay alive with the module.
     libraries: list = field(default_factory=list)
 
@@ -56,8 +63,10 @@ def _load() -> ExtensionStatus:
     status = ExtensionStatus()
     status.error = _load_compiled()
     if status.error is None:
-        status.cpu_ext = all(_has_kernel(op, "CPU") for op in SCHEMAS)
-        status.cuda_ext = all(_has_kernel(op, "CUDA") for op in SCHEMAS)
+        status.compiled_cpu = frozenset(op for op in SCHEMAS if _has_kernel(op, "CPU"))
+        status.compiled_cuda = frozenset(op for op in SCHEMAS if _has_kernel(op, "CUDA"))
+        status.cpu_ext = bool(status.compiled_cpu)
+        status.cuda_ext = bool(status.compiled_cuda)
         return status
     lib = torch.library.Library(LIBRARY, "DEF")
     for schema in SCHEMAS.values():
@@ -82,20 +91,50 @@ def triton_available() -> bool:
     return torch.cuda.is_available() or os.environ.get("TRITON_INTERPRET", "0") == "1"
 
 
-def cuda_backend() -> str:
-    """Which implementation serves CUDA tensors: "cuda", "triton" or "composite"."""
+def _requested_cuda_backend() -> str:
     requested = os.environ.get("AAE_FAST_CUDA_BACKEND", "").strip().lower()
     if requested not in ("", "cuda", "triton"):
-        raise ValueError(
-            f"AAE_FAST_CUDA_BACKEND must be 'cuda' or 'triton', got {requested!r}"
-        )
-    has_triton = importlib.util.find_spec("triton") is not None
-    if requested == "triton" and has_triton:
+        raise ValueError(f"AAE_FAST_CUDA_BACKEND must be 'cuda' or 'triton', got {requested!r}")
+    return requested
+
+
+def cuda_backend(op: str) -> str:
+    """Which implementation serves `op` on CUDA tensors: "cuda", "triton" or "composite"."""
+    has_triton = op in STATUS.triton_ops and importlib.util.find_spec("triton") is not None
+    if _requested_cuda_backend() == "triton" and has_triton:
         return "triton"
-    if STATUS.cuda_ext:
+    if op in STATUS.compiled_cuda:
         return "cuda"
     return "triton" if has_triton else "composite"
 
 
-def cpu_backend() -> str:
-    return "cpp" if STATUS.cpu_ext else "composite"
+def cpu_backend(op: str) -> str | None:
+    """Which implementation serves `op` on CPU tensors: "cpp", "composite", or None (none yet)."""
+    if op in STATUS.compiled_cpu:
+        return "cpp"
+    return "composite" if op in STATUS.composite_cpu else None
+
+
+def register_python_kernels(composites: dict, triton: dict | None = None) -> None:
+    """Registers the Python-side implementations of some ops, each only where _C has none.
+
+    `composites` maps op names to their pure-PyTorch composite (same signature as the op): it serves
+    CPU tensors when _C has no CPU kernel for the op, and CUDA tensors when neither CUDA C++ nor
+    Triton does. `triton` maps op names to Triton launchers: they serve CUDA tensors when _C has no
+    CUDA kernel for the op, or when AAE_FAST_CUDA_BACKEND=triton.
+    """
+    triton = triton or {}
+    STATUS.triton_ops.update(triton)
+    for op, fn in composites.items():
+        if op not in STATUS.compiled_cpu:
+            torch.library.register_kernel(f"{LIBRARY}::{op}", "cpu", fn)
+            STATUS.composite_cpu.add(op)
+    if not torch.cuda.is_available():
+        return
+    for op in set(composites) | set(triton):
+        choice = cuda_backend(op)
+        if choice == "triton":
+            torch.library.register_kernel(f"{LIBRARY}::{op}", "cuda", triton[op])
+        elif choice == "composite":
+            torch.library.register_kernel(f"{LIBRARY}::{op}", "cuda", composites[op])
+            STATUS.composite_cuda.add(op)

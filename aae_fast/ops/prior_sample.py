@@ -117,30 +117,25 @@ def _(rng_state, n, cum_weights, labels, dtype):
 
 
 # ----------------------------------------------------------------------------------------------
-# Device registrations that live in Python: Triton on CUDA (when chosen), and the composite when
-# the extension is not built.
+# Implementations registered from Python: Triton on CUDA (when chosen), and the composite where the
+# extension has no kernel.
 
 
-def _register() -> None:
-    composites = {
+def _triton_launchers() -> dict:
+    import importlib.util
+
+    if importlib.util.find_spec("triton") is None:
+        return {}
+    from aae_fast.kernels import prior_sample as kernels
+
+    return {name: getattr(kernels, f"{name}_fwd") for name in _NAMES}
+
+
+_backend.register_python_kernels(
+    composites={
         "sample_gaussian_mixture": _stream.sample_gaussian_mixture,
         "sample_swiss_roll": _stream.sample_swiss_roll,
         "sample_categorical": _stream.sample_categorical,
-    }
-    if not _backend.STATUS.cpu_ext:
-        for name, fn in composites.items():
-            torch.library.register_kernel(f"aae_fast::{name}", "cpu", fn)
-    backend = _backend.cuda_backend()
-    if backend == "triton" and torch.cuda.is_available():
-        from aae_fast.kernels import prior_sample as triton_kernels
-
-        for name in _NAMES:
-            torch.library.register_kernel(
-                f"aae_fast::{name}", "cuda", getattr(triton_kernels, f"{name}_fwd")
-            )
-    elif backend == "composite":
-        for name, fn in composites.items():
-            torch.library.register_kernel(f"aae_fast::{name}", "cuda", fn)
-
-
-_register()
+    },
+    triton=_triton_launchers() if torch.cuda.is_available() else None,
+)
