@@ -19,4 +19,21 @@ SCHEMAS: dict[str, str] = {
         "sample_categorical(Tensor(a!) rng_state, SymInt n, Tensor cum_weights, Tensor? labels, "
         "ScalarType dtype) -> Tensor"
     ),
+    "adversarial_d_loss": "adversarial_d_loss(Tensor real_logits, Tensor fake_logits) -> Tensor",
+    "adversarial_d_loss_backward": (
+        "adversarial_d_loss_backward(Tensor grad, Tensor? real_logits, Tensor? fake_logits) -> "
+        "(Tensor, Tensor)"
+    ),
+    "adversarial_g_loss": "adversarial_g_loss(Tensor fake_logits) -> Tensor",
+    "adversarial_g_loss_backward": (
+        "adversarial_g_loss_backward(Tensor grad, Tensor fake_logits) -> Tensor"
+    ),
+    "reconstruction_loss": "reconstruction_loss(Tensor output, Tensor target, str kind) -> Tensor",
+    "reconstruction_loss_backward": (
+        "reconstruction_loss_backward(Tensor grad, Tensor output, Tensor target, str kind, "
+        "bool[2] output_mask) -> (Tensor, Tensor)"
+    ),
+    "parzen_log_likelihood": (
+        "parzen_log_likelihood(Tensor x, Tensor samples, float sigma) -> Tensor"
+    ),
 }

@@ -31,4 +31,43 @@ TORCH_LIBRARY(aae_fast, m) {
   m.def(
       "sample_categorical(Tensor(a!) rng_state, SymInt n, Tensor cum_weights, Tensor? labels, "
       "ScalarType dtype) -> Tensor");
+
+  // ---- Losses (numerically stable for logits of any magnitude: softplus(x) = max(x, 0) +
+  // log1p(exp(-|x|)), no NaN or inf at |x| = 1e4). Inputs float32, float64, float16 or bfloat16;
+  // reductions accumulate in float32 or wider whatever the input dtype. Each loss is a 0-dim tensor:
+  // float32, or float64 for float64 inputs. Gradients have the inputs' dtype and shape
+  // (contiguous). A mean over zero elements is NaN, like torch.mean. Every backend reduces in an
+  // order fixed by the sizes alone (no float atomics; on CPU independent of the thread count), so
+  // results are reproducible. The incoming grad is read on the device (no host sync on CUDA).
+  //
+  // Logits may have any shape; the mean runs over all elements. real and fake may differ in shape
+  // but share dtype and device.
+  //   adversarial_d_loss = mean(softplus(-real)) + mean(softplus(fake))
+  //                      = bce_with_logits(real, 1).mean() + bce_with_logits(fake, 0).mean()
+  m.def("adversarial_d_loss(Tensor real_logits, Tensor fake_logits) -> Tensor");
+  // grad_real = -grad sigmoid(-real) / numel(real), grad_fake = grad sigmoid(fake) / numel(fake);
+  // an input passed as None (its gradient not needed) gives an empty [0] tensor in its place.
+  m.def(
+      "adversarial_d_loss_backward(Tensor grad, Tensor? real_logits, Tensor? fake_logits) -> "
+      "(Tensor, Tensor)");
+  //   adversarial_g_loss = mean(softplus(-fake)) = bce_with_logits(fake, 1).mean()
+  m.def("adversarial_g_loss(Tensor fake_logits) -> Tensor");
+  // grad_fake = -grad sigmoid(-fake) / numel(fake)
+  m.def("adversarial_g_loss_backward(Tensor grad, Tensor fake_logits) -> Tensor");
+  // output, target: [B, F] (2-D only), one dtype; kind "bce" (output holds logits) or "mse":
+  //   loss = (1 / B) sum_i sum_j l(o_ij, t_ij),  bce: l = softplus(o) - o t,  mse: l = (o - t)^2
+  // B == 0 gives NaN (mean over zero rows), F == 0 gives 0. `kind` is a str (a graph constant for
+  // torch.compile), checked by every backend.
+  m.def("reconstruction_loss(Tensor output, Tensor target, str kind) -> Tensor");
+  // (grad_output, grad_target) = grad / B * (dl/do, dl/dt); output_mask = (want grad_output,
+  // want grad_target); an unwanted gradient is an empty [0] tensor.
+  m.def(
+      "reconstruction_loss_backward(Tensor grad, Tensor output, Tensor target, str kind, "
+      "bool[2] output_mask) -> (Tensor, Tensor)");
+  // Parzen-window log-likelihood (issue 5): out[i] = log((1/M) sum_j N(x_i; samples_j, sigma^2 I)),
+  // normalising constant included. x [N, D], samples [M, D] (M >= 1) share one dtype (float32,
+  // float64, float16, bfloat16) and device; out is [N], float64 for float64 inputs, else float32
+  // (the compute precision). sigma: finite, > 0. Tiled (GEMM tiles of x . s and an online
+  // log-sum-exp), never holding the N x M matrix. Not differentiable: no autograd kernel.
+  m.def("parzen_log_likelihood(Tensor x, Tensor samples, float sigma) -> Tensor");
 }
