@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version as _dist_version
 
-from . import _backend, ops, priors, random
+from . import _backend, data, evaluation, ops, priors, random, reference
 from .random import PhiloxGenerator
+from .training import Trainer
 
 try:
     __version__ = _dist_version("aae_fast")
@@ -58,4 +59,15 @@ def backend_info() -> dict:
     }
 
 
-__all__ = ["backend_info", "ops", "priors", "random", "PhiloxGenerator", "__version__"]
+__all__ = [
+    "backend_info",
+    "data",
+    "evaluation",
+    "ops",
+    "priors",
+    "random",
+    "reference",
+    "PhiloxGenerator",
+    "Trainer",
+    "__version__",
+]

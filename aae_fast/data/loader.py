@@ -42,7 +42,8 @@ class TensorLoader:
             ``next()`` alongside the unlabelled loader; it also works when the
             data has fewer rows than ``batch_size``.
         seed: seed of the loader's own generator. ``None`` draws the seed from
-            torch's global RNG, so ``torch.manual_seed`` still makes runs
+            torch's global RNG when ``shuffle`` (an ordered loader draws nothing), so
+            ``torch.manual_seed`` still makes runs
             reproducible.
         generator: use this :class:`torch.Generator` (on the data's device type)
             instead of creating one; ``seed`` must then be ``None``.
@@ -109,9 +110,11 @@ class TensorLoader:
                 )
         else:
             generator = torch.Generator(device=first.device)
-            if seed is None:
+            if seed is None and shuffle:
+                # Only a shuffling loader consumes the global RNG: an ordered one must not perturb
+                # the random stream of the code around it.
                 seed = int(torch.empty((), dtype=torch.int64).random_().item())
-            generator.manual_seed(seed)
+            generator.manual_seed(0 if seed is None else seed)
 
         self.tensors = tensors
         self.batch_size = int(batch_size)

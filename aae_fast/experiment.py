@@ -1,0 +1,320 @@
+"""One training run end to end, as `aae-fast train` and `aae-fast evaluate` perform it: data, model,
+Trainer, evaluation (the paper's metrics) and figures, all recorded in an output directory.
+
+    out/config.json      the RunConfig (what `evaluate`, `sample` and `--resume` rebuild from)
+    out/metrics.json     {"config": {...}, "history": [...], "final": {...}}
+    out/checkpoint.pt    the Trainer's checkpoint (model, optimisers, RNG states, position)
+    out/*.png            latent codes, prior samples decoded, reconstructions, style grid
+
+Kept apart from the CLI so that scripts and experiments drive the same code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+MODELS = ("aae", "supervised", "semi-supervised", "clustering", "dim-reduction")
+PRIORS = ("gaussian", "mixture", "swiss-roll")
+ENCODERS = ("deterministic", "gaussian", "universal")
+BACKENDS = ("eager",)  # "fused" arrives with the fast training path
+PRECISIONS = ("fp32", "bf16", "fp16")
+
+#: Each variant's latent size when --latent-dim is not given (the paper's choices, see the models).
+DEFAULT_LATENT = {"aae": 8, "supervised": 15, "semi-supervised": 10, "clustering": 10, "dim-reduction": 2}
+
+
+@dataclass
+class RunConfig:
+    """Everything that defines a run; every field is a `aae-fast train` flag."""
+
+    model: str = "aae"
+    prior: str = "gaussian"
+    encoder: str = "deterministic"
+    label_conditioned: bool = False
+    data: str = "fashion-mnist"
+    labels_per_class: int | None = None
+    clusters: int | None = None
+    latent_dim: int | None = None
+    hidden: list[int] = field(default_factory=lambda: [1000, 1000])
+    batch_size: int = 100
+    epochs: int | None = None
+    max_steps: int | None = None
+    optimizer: str = "adam"
+    backend: str = "eager"
+    device: str = "cpu"
+    precision: str = "fp32"
+    seed: int = 0
+    validation_size: int = 1000
+    parzen_samples: int = 10_000
+    evaluate: bool = True
+
+    def __post_init__(self) -> None:
+        checks = (
+            ("model", self.model, MODELS),
+            ("prior", self.prior, PRIORS),
+            ("encoder", self.encoder, ENCODERS),
+            ("backend", self.backend, BACKENDS),
+            ("precision", self.precision, PRECISIONS),
+            ("optimizer", self.optimizer, ("sgd", "adam")),
+        )
+        for name, value, allowed in checks:
+            if value not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+        for name in ("labels_per_class", "clusters", "latent_dim", "epochs", "max_steps"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if self.epochs is None and self.max_steps is None:
+            self.epochs = 1
+        if self.label_conditioned and self.model != "aae":
+            raise ValueError("label_conditioned applies to --model aae only")
+        if self.label_conditioned and self.prior == "gaussian":
+            raise ValueError("label_conditioned needs a prior with components: --prior mixture or swiss-roll")
+        if self.model == "semi-supervised" and self.labels_per_class is None:
+            self.labels_per_class = 100  # the paper's 100-label setting (1000 labels on MNIST)
+        if self.model == "clustering" and self.clusters is None:
+            self.clusters = 16
+
+    @property
+    def latent(self) -> int:
+        return self.latent_dim or DEFAULT_LATENT[self.model]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RunConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+# ------------------------------------------------------------------------------------------------
+# Data
+
+
+@dataclass
+class Splits:
+    train: Any
+    validation: Any
+    test: Any
+    labelled: Any | None
+    name: str
+
+
+def load_splits(config: RunConfig) -> Splits:
+    """Train / validation / test (and the labelled subset) for the run's data set.
+
+    A directory holding only the t10k files (as ../shared/data/mnist) is split 8,000 / 2,000 into
+    train and test, seeded; that is not the paper's MNIST split, and metrics.json says so.
+    """
+    from . import data
+
+    name, _ = data.resolve_data_dir(config.data)
+    try:
+        train = data.load_dataset(config.data, "train")
+        test = data.load_dataset(config.data, "test")
+    except FileNotFoundError:
+        full = data.load_dataset(config.data, "test")
+        train, test = data.train_test_split(full, test_size=2000, seed=config.seed)
+        name = f"{name} (t10k split 8000/2000)"
+    train, validation = data.validation_split(train, config.validation_size, seed=config.seed)
+    labelled = None
+    if config.labels_per_class is not None and config.model in ("semi-supervised", "dim-reduction"):
+        labelled, _ = data.labelled_subset(train, config.labels_per_class, seed=config.seed)
+    elif config.labels_per_class is not None and config.label_conditioned:
+        # Label-conditioned regularization with partial labels (§2.3): unlabelled rows carry -1 and
+        # use the discriminator's extra "unknown" class.
+        _, keep = data.labelled_subset(train, config.labels_per_class, seed=config.seed)
+        labels = torch.full_like(train.labels, -1)
+        labels[keep] = train.labels[keep]
+        train = data.ArrayDataset(train.images, labels, train.num_classes, name=train.name)
+    return Splits(train, validation, test, labelled, name)
+
+
+# ------------------------------------------------------------------------------------------------
+# Model
+
+
+def make_prior(config: RunConfig, dim: int):
+    from . import priors
+
+    if config.prior == "gaussian":
+        return priors.Gaussian(dim)
+    if config.prior == "mixture":
+        return priors.MixtureOfGaussians(num_components=10, dim=dim)
+    if dim != 2:
+        raise ValueError(f"the swiss-roll prior is 2-D; pass --latent-dim 2 (got {dim})")
+    return priors.SwissRoll(num_components=10)
+
+
+def build_model(config: RunConfig, num_classes: int = 10):
+    from . import reference
+
+    common = dict(hidden=tuple(config.hidden), optimizer=config.optimizer)
+    latent = config.latent
+    if config.model == "aae":
+        return reference.AdversarialAutoencoder(
+            latent_dim=latent, prior=make_prior(config, latent), encoder=config.encoder,
+            label_conditioned=config.label_conditioned, **common,
+        )
+    if config.model == "supervised":
+        return reference.SupervisedAAE(latent_dim=latent, num_classes=num_classes,
+                                       prior=make_prior(config, latent), **common)
+    if config.model == "semi-supervised":
+        return reference.SemiSupervisedAAE(num_classes=num_classes, latent_dim=latent, **common)
+    if config.model == "clustering":
+        return reference.ClusteringAAE(num_clusters=config.clusters, latent_dim=latent, **common)
+    return reference.DimReductionAAE(
+        latent_dim=latent, num_clusters=config.clusters or num_classes,
+        semi_supervised=config.labels_per_class is not None, **common,
+    )
+
+
+# ------------------------------------------------------------------------------------------------
+# Evaluation and figures
+
+
+@torch.no_grad()
+def _batched(fn, x: torch.Tensor, batch: int = 1000):
+    outs = [fn(x[i : i + batch]) for i in range(0, x.shape[0], batch)]
+    if isinstance(outs[0], tuple):
+        return type(outs[0])(*(torch.cat(parts) for parts in zip(*outs)))
+    return torch.cat(outs)
+
+
+@torch.no_grad()
+def evaluate(model, config: RunConfig, splits: Splits, trainer, out_dir: Path, progress: bool = True) -> dict:
+    """The paper's numbers for this variant, plus the figures; returns the `final` dict."""
+    from . import evaluation
+
+    device = trainer.device
+    model.eval()
+    test_x = splits.test.images.to(device)
+    test_y = splits.test.labels.to(device)
+    final: dict[str, Any] = {"data": splits.name}
+    final.update({f"test_{k}": v for k, v in trainer.evaluate(splits.test).items()})
+    final["reconstruction_loss"] = final.get("test_reconstruction")
+
+    if config.model in ("semi-supervised", "supervised", "clustering", "dim-reduction") or (
+        config.model == "aae" and config.label_conditioned
+    ):
+        if hasattr(model, "predict") and config.model != "supervised":
+            predicted = _batched(model.predict, test_x)
+            if config.model == "clustering" or (config.model == "dim-reduction" and config.labels_per_class is None):
+                k = config.clusters or 10
+                final["test_error"] = evaluation.clustering_error(predicted.cpu(), test_y.cpu(), k)
+            else:
+                final["test_error"] = evaluation.classification_error(predicted.cpu(), test_y.cpu())
+
+    if config.model == "aae" and config.evaluate:
+        samples = model.generate(config.parzen_samples).reshape(config.parzen_samples, -1)
+        val_x = splits.validation.images.to(device)
+        result = evaluation.evaluate_parzen(test_x, samples, validation=val_x, progress=progress)
+        final["parzen_log_likelihood"] = result.mean
+        final["parzen_sem"] = result.sem
+        final["parzen_sigma"] = result.sigma
+
+    figures = _figures(model, config, test_x, test_y, out_dir)
+    final["figures"] = [p.name for p in figures]
+    model.train()
+    return final
+
+
+def _codes_for_plot(model, x):
+    codes = _batched(model.encode, x)
+    if hasattr(codes, "representation"):
+        return codes.representation
+    if hasattr(codes, "z"):
+        return codes.z
+    return codes
+
+
+def _figures(model, config: RunConfig, x, y, out_dir: Path) -> list[Path]:
+    from . import evaluation
+
+    n = min(5000, x.shape[0])
+    paths = []
+    codes = _codes_for_plot(model, x[:n]).float().cpu()
+    title = f"{config.model} codes of {n} test images ({config.prior} prior)"
+    paths.append(evaluation.plot_latent(codes, y[:n].cpu(), out_dir / "latent.png", title=title))
+    if codes.shape[1] == 2 and config.model in ("aae", "supervised"):
+        prior_samples = model.prior.sample(n, backend="eager")
+        paths.append(evaluation.plot_prior_and_codes(prior_samples.cpu(), codes, y[:n].cpu(),
+                                                     out_dir / "latent_vs_prior.png"))
+    generated = model.generate(100).reshape(100, -1).float().cpu()
+    paths.append(evaluation.plot_image_grid(generated, out_dir / "samples.png", nrow=10,
+                                            title="decoded prior samples"))
+    if config.model == "supervised":
+        recon = model.reconstruct(x[:20], y[:20])
+        styles = model.prior.sample(10, backend="eager").to(x.device)
+        grid = torch.stack([
+            model.decode(styles, torch.full((10,), c, device=x.device, dtype=torch.long)) for c in range(10)
+        ], dim=1)
+        paths.append(evaluation.plot_style_grid(grid.float().cpu(), out_dir / "style_grid.png"))
+    else:
+        recon = model.reconstruct(x[:20])
+    paths.append(evaluation.plot_reconstructions(x[:20].float().cpu(), recon.float().cpu(),
+                                                 out_dir / "reconstructions.png", n=20))
+    return paths
+
+
+# ------------------------------------------------------------------------------------------------
+# Runs
+
+
+def write_json(path: Path, payload: dict) -> None:
+    """Atomic JSON write: a crash never leaves a truncated metrics file."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=1, default=float))
+    tmp.replace(path)
+
+
+def train(config: RunConfig, out_dir: Path, resume: Path | None = None, progress: bool = True) -> dict:
+    """Trains as configured, evaluates, writes out_dir; returns the metrics dict."""
+    from .training import Trainer
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_json(out_dir / "config.json", config.to_dict())
+    torch.manual_seed(config.seed)
+    splits = load_splits(config)
+    model = build_model(config, splits.train.num_classes)
+    kwargs = dict(device=config.device, labelled_data=splits.labelled, out_dir=out_dir,
+                  progress=progress, checkpoint_every=1000)
+    if resume is not None:
+        trainer = Trainer.resume(resume, model, **kwargs)
+    else:
+        trainer = Trainer(model, precision=config.precision, seed=config.seed,
+                          batch_size=config.batch_size, **kwargs)
+    start = time.perf_counter()
+    history = trainer.fit(splits.train, epochs=config.epochs, max_steps=config.max_steps,
+                          val_data=splits.validation)
+    train_time = time.perf_counter() - start
+    final = evaluate(model, config, splits, trainer, out_dir, progress=progress) if config.evaluate else {}
+    final["train_time_s"] = train_time
+    final["steps"] = trainer.global_step
+    metrics = {"config": config.to_dict(), "history": history, "final": final}
+    write_json(out_dir / "metrics.json", metrics)
+    return metrics
+
+
+def load_run(out_dir: Path, checkpoint: Path | None = None, device: str = "cpu"):
+    """(config, model) of a finished run directory, the model loaded from its checkpoint."""
+    from .training.checkpoint import load_checkpoint
+
+    config_path = out_dir / "config.json"
+    if not config_path.is_file():
+        raise FileNotFoundError(f"{config_path} not found: pass the --out directory of an `aae-fast train` run")
+    config = RunConfig.from_dict(json.loads(config_path.read_text()))
+    config.device = device
+    checkpoint = checkpoint or out_dir / "checkpoint.pt"
+    state = load_checkpoint(checkpoint, map_location=device)
+    model = build_model(config)
+    model.load_state_dict(state["model"])
+    return config, model.to(device)

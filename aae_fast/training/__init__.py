@@ -1,0 +1,30 @@
+"""Training: :class:`Trainer` (the loop, mixed precision, logging, checkpoints, exact resume) and
+atomic checkpoint files.
+
+Example::
+
+    import aae_fast.reference as ref
+    from aae_fast.data import load_dataset, labelled_subset
+    from aae_fast.training import Trainer
+
+    train = load_dataset("fashion-mnist", "train")
+    labelled, _ = labelled_subset(train, labels_per_class=100, seed=0)
+    model = ref.SemiSupervisedAAE()
+    trainer = Trainer(model, labelled_data=labelled, out_dir="runs/ssl", checkpoint_every=1000)
+    history = trainer.fit(train, epochs=10, val_data=load_dataset("fashion-mnist", "test"))
+    # later: Trainer.resume("runs/ssl/checkpoint.pt", ref.SemiSupervisedAAE(),
+    #                       labelled_data=labelled).fit(train, epochs=20)
+"""
+
+from .checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, load_checkpoint, save_checkpoint
+from .trainer import CHECKPOINT_NAME, PRECISIONS, Trainer
+
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "CHECKPOINT_NAME",
+    "CHECKPOINT_VERSION",
+    "PRECISIONS",
+    "Trainer",
+    "load_checkpoint",
+    "save_checkpoint",
+]

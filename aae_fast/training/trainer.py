@@ -1,0 +1,621 @@
+"""The training loop shared by every model, reference or fused.
+
+A model is trainable here when it implements the protocol described in
+:mod:`aae_fast.reference._common`: ``configure_optimizers()``, ``configure_schedulers(optimizers)``
+(optional; stepped once per epoch), ``training_step(batch, optimizers, amp=...)`` returning detached
+loss tensors, and ``validation_step(batch)``.
+
+The Trainer keeps the data on the device and batches it by index
+(:class:`aae_fast.data.TensorLoader`), reads the losses once per logging interval (never every
+step), applies autocast / gradient scaling through the ``amp`` object it hands to the model, and
+checkpoints so that a resumed run continues exactly as the uninterrupted one would (same batches,
+same random numbers, bitwise-equal parameters on CPU).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import signal
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..data import ArrayDataset, TensorLoader
+from .checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, load_checkpoint, save_checkpoint
+
+__all__ = ["Trainer", "PRECISIONS", "CHECKPOINT_NAME"]
+
+PRECISIONS = ("fp32", "bf16", "fp16")
+#: File name of the checkpoint the Trainer keeps in ``out_dir``.
+CHECKPOINT_NAME = "checkpoint.pt"
+
+
+class _Amp:
+    """Autocast and gradient scaling, handed to ``model.training_step`` as ``amp``."""
+
+    def __init__(self, device: torch.device, precision: str) -> None:
+        self.device_type = device.type
+        self.dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+        self.scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
+
+    def autocast(self):
+        if self.dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device_type, dtype=self.dtype)
+
+    def backward(self, loss: torch.Tensor) -> None:
+        (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
+
+    def step(self, optimizer: torch.optim.Optimizer) -> None:
+        if self.scaler is not None:
+            self.scaler.step(optimizer)
+        else:
+            optimizer.step()
+
+
+def _qualname(obj: Any) -> str:
+    cls = type(obj)
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+class Trainer:
+    """Trains a model with the paper's alternating phases, one mini-batch at a time.
+
+    Args:
+        model: a model implementing the training protocol (every :mod:`aae_fast.reference` class).
+            It is moved to ``device``.
+        device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
+        precision: ``"fp32"``; ``"bf16"`` (``torch.autocast`` with bfloat16, on CPU or GPU);
+            ``"fp16"`` (autocast with float16 and a ``GradScaler``; CUDA only). Losses are reduced
+            in fp32 either way.
+        seed: seeds torch's global generators (CPU and CUDA) when the Trainer is built (the models
+            draw prior samples and posterior noise from them) and the data loaders (``seed`` for the
+            training data, ``seed + 1`` for the labelled data). Build the model after your own
+            ``torch.manual_seed`` for a reproducible initialisation.
+        batch_size: rows per training mini-batch (paper: 100, Appendix A).
+        labelled_data: an :class:`~aae_fast.data.ArrayDataset` of labelled examples (e.g.
+            :func:`~aae_fast.data.labelled_subset`): each step then also gets a labelled mini-batch
+            (``batch["x_labelled"]``, ``batch["y_labelled"]``), as the semi-supervised phase needs
+            (§5). Drawn in shuffled passes over the labelled set.
+        labelled_batch_size: rows per labelled mini-batch (default ``batch_size``; at most the
+            labelled set's size).
+        log_every: read the losses (one device sync) every this many steps; their means over the
+            interval go to the progress bar and to :attr:`log_history`.
+        progress: show a tqdm progress bar.
+        out_dir: where checkpoints go (``out_dir/checkpoint.pt``): every ``checkpoint_every``
+            steps, at the end of :meth:`fit`, and when training is interrupted. None: no files.
+        checkpoint_every: steps between checkpoints (needs ``out_dir``).
+        drop_last: drop each epoch's last, incomplete training batch (default True: every step
+            sees ``batch_size`` rows).
+
+    Attributes:
+        epoch: epochs completed. ``global_step``: optimisation steps (mini-batches) done.
+        history: one dict per epoch (see :meth:`fit`). ``log_history``: one dict per log interval.
+        optimizers, schedulers: what the model configured.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        device: str | torch.device = "cpu",
+        precision: str = "fp32",
+        seed: int = 0,
+        batch_size: int = 100,
+        labelled_data: ArrayDataset | None = None,
+        labelled_batch_size: int | None = None,
+        log_every: int = 100,
+        progress: bool = True,
+        out_dir: str | os.PathLike[str] | None = None,
+        checkpoint_every: int | None = None,
+        drop_last: bool = True,
+    ) -> None:
+        for name in ("configure_optimizers", "training_step"):
+            if not callable(getattr(model, name, None)):
+                raise TypeError(
+                    f"model: {type(model).__name__} has no {name}(); the Trainer needs a model "
+                    "implementing the training protocol (see aae_fast.reference)"
+                )
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        self.device = torch.device(device)
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device: {device!r} was requested but CUDA is not available")
+        if precision == "fp16" and self.device.type != "cuda":
+            raise ValueError(
+                f"precision='fp16' needs a CUDA device (it uses a GradScaler), got device "
+                f"{str(self.device)!r}; use precision='bf16' on CPU"
+            )
+        for name, value in (("batch_size", batch_size), ("log_every", log_every)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if checkpoint_every is not None:
+            if (
+                isinstance(checkpoint_every, bool)
+                or not isinstance(checkpoint_every, int)
+                or checkpoint_every < 1
+            ):
+                raise ValueError(
+                    f"checkpoint_every must be a positive int or None, got {checkpoint_every!r}"
+                )
+            if out_dir is None:
+                raise ValueError("checkpoint_every needs out_dir (where to write the checkpoints)")
+        if labelled_data is not None and not isinstance(labelled_data, ArrayDataset):
+            raise TypeError(
+                "labelled_data must be an aae_fast.data.ArrayDataset, "
+                f"got {type(labelled_data).__name__}"
+            )
+
+        self.model = model.to(self.device)
+        self.precision = precision
+        self.seed = int(seed)
+        self.batch_size = batch_size
+        self.log_every = log_every
+        self.progress = progress
+        self.out_dir = None if out_dir is None else Path(out_dir)
+        self.checkpoint_every = checkpoint_every
+        self.drop_last = drop_last
+        self._amp = _Amp(self.device, precision)
+        torch.manual_seed(self.seed)  # also seeds every CUDA device
+
+        self.optimizers: dict[str, torch.optim.Optimizer] = dict(model.configure_optimizers())
+        configure = getattr(model, "configure_schedulers", None)
+        self.schedulers = dict(configure(self.optimizers)) if callable(configure) else {}
+
+        self.epoch = 0
+        self.global_step = 0
+        self.history: list[dict[str, Any]] = []
+        self.log_history: list[dict[str, Any]] = []
+        # Position inside the current epoch (for exact resume).
+        self._batch_in_epoch = 0
+        self._epoch_loader_state: dict[str, Any] | None = None
+        self._epoch_sums: dict[str, torch.Tensor] = {}
+        self._epoch_time = 0.0
+        self._epoch_samples = 0
+        self._interval_sums: dict[str, torch.Tensor] = {}
+        self._interval_steps = 0
+
+        self._labelled_loader: TensorLoader | None = None
+        if labelled_data is not None:
+            n = len(labelled_data)
+            size = min(labelled_batch_size or batch_size, n)
+            self._labelled_loader = TensorLoader(
+                labelled_data,
+                size,
+                shuffle=True,
+                drop_last=True,
+                seed=self.seed + 1,
+                device=self.device,
+            )
+        self._labelled_iter = None
+        self._labelled_pass_state: dict[str, Any] | None = None
+        self._labelled_drawn = 0
+        self._stop_requested = False
+
+    # -- public API ---------------------------------------------------------------------------
+    @property
+    def checkpoint_path(self) -> Path | None:
+        """``out_dir / "checkpoint.pt"``, or None without ``out_dir``."""
+        return None if self.out_dir is None else self.out_dir / CHECKPOINT_NAME
+
+    def fit(
+        self,
+        train_data: ArrayDataset | TensorLoader | torch.Tensor | Sequence[torch.Tensor],
+        epochs: int | None = None,
+        max_steps: int | None = None,
+        val_data: ArrayDataset | torch.Tensor | Sequence[torch.Tensor] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Train until ``epochs`` epochs or ``max_steps`` steps have been done in total (counted
+        from the start of training, so a resumed run stops where the uninterrupted one would).
+
+        Args:
+            train_data: an :class:`~aae_fast.data.ArrayDataset` (batches of images and labels), a
+                tensor of inputs, a tuple ``(x, y)``, or a ready
+                :class:`~aae_fast.data.TensorLoader`.
+                Copied to the device once; mini-batches are gathered by index.
+            epochs: total epochs; ``max_steps``: total steps; at least one is needed (the first
+                reached stops training).
+            val_data: evaluated with ``model.validation_step`` at the end of each epoch (keys
+                ``val_<name>`` in the history).
+
+        Returns:
+            :attr:`history`: one dict per epoch with ``epoch`` (1-based), ``step`` (global step at
+            its end), the mean of each loss over the epoch's steps (``reconstruction``,
+            ``discriminator``, ``generator``, ...), ``time_s`` (training wall time),
+            ``samples_per_s``, ``val_*`` entries, and ``complete`` (False for an epoch cut short by
+            ``max_steps``; it is replaced when a later ``fit`` finishes that epoch).
+
+        On KeyboardInterrupt (Ctrl-C) the current step finishes, a checkpoint is written (with
+        ``out_dir``), and the KeyboardInterrupt is re-raised; a second Ctrl-C interrupts at once.
+        """
+        if epochs is None and max_steps is None:
+            raise ValueError("fit needs epochs or max_steps (or both), got neither")
+        for name, value in (("epochs", epochs), ("max_steps", max_steps)):
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or value < 0
+            ):
+                raise ValueError(f"{name} must be a non-negative int or None, got {value!r}")
+        loader = self._make_loader(train_data)
+        per_epoch = loader.batches_per_epoch
+        if per_epoch == 0:
+            raise ValueError(
+                f"train_data: {loader.num_samples} rows make no batch of {loader.batch_size} with "
+                "drop_last=True; use a smaller batch_size or drop_last=False"
+            )
+        if self.history and self.history[-1].get("complete") is False:
+            self.history.pop()  # that epoch is resumed now
+        stop_step = math.inf if max_steps is None else max_steps
+        if epochs is not None:  # for the progress bar's total
+            remaining = max(epochs - self.epoch, 0) * per_epoch - self._batch_in_epoch
+            stop_step = min(stop_step, self.global_step + max(remaining, 0))
+
+        def done() -> bool:
+            return (max_steps is not None and self.global_step >= max_steps) or (
+                epochs is not None and self.epoch >= epochs
+            )
+
+        bar = None
+        if self.progress:
+            from tqdm.auto import tqdm
+
+            total = None if math.isinf(stop_step) else int(stop_step)
+            bar = tqdm(
+                total=total, initial=self.global_step, desc="train", unit="step", dynamic_ncols=True
+            )
+        last_saved_step = -1
+        try:
+            with self._interrupt_guard():
+                while not done():
+                    batches = self._epoch_batches(loader)
+                    tick = time.perf_counter()
+                    for batch in batches:
+                        losses = self._train_step(batch)
+                        self._accumulate(losses, self._batch_rows(batch))
+                        self.global_step += 1
+                        self._batch_in_epoch += 1
+                        if bar is not None:
+                            bar.update(1)
+                        if self.global_step % self.log_every == 0:
+                            self._log(bar)
+                        epoch_over = self._batch_in_epoch == per_epoch
+                        if epoch_over and self.device.type == "cuda":
+                            torch.cuda.synchronize(
+                                self.device
+                            )  # the epoch's time includes its work
+                        self._epoch_time += time.perf_counter() - tick
+                        stop = self._stop_requested or done() or epoch_over
+                        if epoch_over:
+                            self._end_epoch(val_data, loader)
+                        if self.checkpoint_every and self.global_step % self.checkpoint_every == 0:
+                            self.save_checkpoint(self.checkpoint_path)
+                            last_saved_step = self.global_step
+                        if self._stop_requested:
+                            raise KeyboardInterrupt
+                        if stop:
+                            break
+                        tick = time.perf_counter()
+        except KeyboardInterrupt:
+            if self.out_dir is not None and last_saved_step != self.global_step:
+                self.save_checkpoint(self.checkpoint_path)
+            raise
+        finally:
+            self._stop_requested = False
+            if bar is not None:
+                bar.close()
+        if self._batch_in_epoch:
+            self.history.append(self._epoch_entry(val_data, complete=False))
+        if self.out_dir is not None and last_saved_step != self.global_step:
+            self.save_checkpoint(self.checkpoint_path)
+        return self.history
+
+    def step(self, batch: Any) -> dict[str, float]:
+        """One training step on ``batch`` (a dict with ``x``/``y``, a tensor, or ``(x, y)``; moved
+        to the device), outside :meth:`fit`'s epoch bookkeeping. Returns the losses as floats (this
+        reads them back: one device sync)."""
+        losses = self._train_step(batch)
+        self.global_step += 1
+        return {k: float(v) for k, v in losses.items()}
+
+    @torch.no_grad()
+    def evaluate(
+        self,
+        data: ArrayDataset | torch.Tensor | Sequence[torch.Tensor],
+        batch_size: int = 1000,
+    ) -> dict[str, float]:
+        """Row-weighted means of ``model.validation_step`` over ``data`` (in order, unshuffled)."""
+        if not callable(getattr(self.model, "validation_step", None)):
+            raise TypeError(f"model: {type(self.model).__name__} has no validation_step()")
+        loader = TensorLoader(  # a fixed seed: the loader must not draw from the global RNG
+            data.tensors if isinstance(data, ArrayDataset) else data,
+            batch_size,
+            shuffle=False,
+            seed=0,
+            device=self.device,
+        )
+        was_training = self.model.training
+        self.model.eval()
+        sums: dict[str, torch.Tensor] = {}
+        rows = 0
+        try:
+            for batch in loader:
+                b = self._as_dict(batch)
+                n = b["x"].shape[0]
+                with self._amp.autocast():
+                    out = self.model.validation_step(b)
+                for k, v in out.items():
+                    v = v.detach().float() * n
+                    sums[k] = sums[k] + v if k in sums else v
+                rows += n
+        finally:
+            self.model.train(was_training)
+        return {k: float(v) / rows for k, v in sums.items()}
+
+    # -- checkpoints --------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Everything a resumed run needs (see :mod:`aae_fast.training.checkpoint`)."""
+        cuda_states = None
+        if self.device.type == "cuda":
+            cuda_states = [s for s in torch.cuda.get_rng_state_all()]
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "version": CHECKPOINT_VERSION,
+            "model_class": _qualname(self.model),
+            "model_config": getattr(self.model, "config", None),
+            "model": self.model.state_dict(),
+            "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+            "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
+            "scaler": None if self._amp.scaler is None else self._amp.scaler.state_dict(),
+            "trainer": {
+                "epoch": self.epoch,
+                "global_step": self.global_step,
+                "batch_in_epoch": self._batch_in_epoch,
+                "seed": self.seed,
+                "precision": self.precision,
+                "batch_size": self.batch_size,
+                "drop_last": self.drop_last,
+                "history": [dict(h) for h in self.history],
+                "log_history": [dict(h) for h in self.log_history],
+                "epoch_sums": {k: float(v) for k, v in self._epoch_sums.items()},
+                "epoch_time": self._epoch_time,
+                "epoch_samples": self._epoch_samples,
+                "labelled_drawn": self._labelled_drawn,
+            },
+            "rng": {
+                "torch": torch.get_rng_state(),
+                "cuda": cuda_states,
+                "loader": self._epoch_loader_state,
+                "labelled_loader": self._labelled_pass_state,
+            },
+        }
+
+    def save_checkpoint(self, path: str | os.PathLike[str] | None = None) -> Path:
+        """Write :meth:`state_dict` atomically to ``path`` (default ``out_dir/checkpoint.pt``)."""
+        path = path if path is not None else self.checkpoint_path
+        if path is None:
+            raise ValueError("save_checkpoint needs a path (this Trainer has no out_dir)")
+        return save_checkpoint(self.state_dict(), path)
+
+    def load_checkpoint(self, path: str | os.PathLike[str]) -> Trainer:
+        """Restore model, optimisers, schedulers, scaler, counters, history and random states from a
+        checkpoint, so that the next :meth:`fit` continues the saved run exactly."""
+        state = load_checkpoint(path, map_location=self.device)
+        expected = _qualname(self.model)
+        if state["model_class"] != expected:
+            raise ValueError(
+                f"checkpoint: {path} holds a {state['model_class']}, but the model is a {expected}"
+            )
+        self.model.load_state_dict(state["model"])
+        self._load_named(state["optimizers"], self.optimizers, "optimizers", path)
+        self._load_named(state["schedulers"], self.schedulers, "schedulers", path)
+        if self._amp.scaler is not None and state.get("scaler") is not None:
+            self._amp.scaler.load_state_dict(state["scaler"])
+        t = state["trainer"]
+        self.epoch = int(t["epoch"])
+        self.global_step = int(t["global_step"])
+        self._batch_in_epoch = int(t["batch_in_epoch"])
+        self.history = [dict(h) for h in t["history"]]
+        self.log_history = [dict(h) for h in t.get("log_history", [])]
+        self._epoch_sums = {
+            k: torch.tensor(v, dtype=torch.float32, device=self.device)
+            for k, v in t["epoch_sums"].items()
+        }
+        self._epoch_time = float(t["epoch_time"])
+        self._epoch_samples = int(t["epoch_samples"])
+        self._labelled_drawn = int(t.get("labelled_drawn", 0))
+        self._interval_sums, self._interval_steps = {}, 0
+        rng = state["rng"]
+        torch.set_rng_state(rng["torch"].cpu())
+        if rng.get("cuda") is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all([s.cpu() for s in rng["cuda"]])
+        self._epoch_loader_state = _cpu_state(rng.get("loader"))
+        self._labelled_pass_state = _cpu_state(rng.get("labelled_loader"))
+        self._labelled_iter = None  # rebuilt from the pass state on the next draw
+        return self
+
+    @classmethod
+    def resume(cls, path: str | os.PathLike[str], model: nn.Module, **kwargs: Any) -> Trainer:
+        """A Trainer for ``model`` restored from the checkpoint at ``path``.
+
+        ``seed``, ``precision``, ``batch_size`` and ``drop_last`` default to the checkpoint's;
+        other arguments (``device``, ``labelled_data``, ``out_dir``...) are passed as to
+        :class:`Trainer` (data is not stored in checkpoints: pass ``labelled_data`` again). Then
+        call :meth:`fit` with the same training data and the total ``epochs`` / ``max_steps``."""
+        saved = load_checkpoint(path, map_location="cpu")["trainer"]
+        for key in ("seed", "precision", "batch_size", "drop_last"):
+            kwargs.setdefault(key, saved[key])
+        return cls(model, **kwargs).load_checkpoint(path)
+
+    # -- internals ----------------------------------------------------------------------------
+    @staticmethod
+    def _load_named(saved: Mapping[str, Any], targets: Mapping[str, Any], what: str, path) -> None:
+        if set(saved) != set(targets):
+            raise ValueError(
+                f"checkpoint: {path} has {what} {sorted(saved)}, but the model configures "
+                f"{sorted(targets)}"
+            )
+        for k, obj in targets.items():
+            obj.load_state_dict(saved[k])
+
+    def _make_loader(self, data) -> TensorLoader:
+        if isinstance(data, TensorLoader):
+            return data
+        if isinstance(data, ArrayDataset):
+            data = data.tensors
+        return TensorLoader(
+            data,
+            self.batch_size,
+            shuffle=True,
+            drop_last=self.drop_last,
+            seed=self.seed,
+            device=self.device,
+        )
+
+    def _epoch_batches(self, loader: TensorLoader):
+        """The current epoch's remaining batches. The loader's generator state at the start of each
+        epoch is recorded (at the end of the previous one, or here for the first): a resumed run
+        (or a later ``fit``) restores it and skips the batches already done, so it sees the same
+        batches as an uninterrupted run."""
+        if self._epoch_loader_state is None:
+            if self._batch_in_epoch:
+                raise RuntimeError("cannot resume inside an epoch without the loader state")
+            self._epoch_loader_state = loader.state_dict()
+        else:
+            loader.load_state_dict(self._epoch_loader_state)
+        it = iter(loader)
+        for _ in range(self._batch_in_epoch):
+            next(it)
+        return it
+
+    def _as_dict(self, batch: Any) -> dict[str, Any]:
+        if isinstance(batch, Mapping):
+            b = dict(batch)
+        elif isinstance(batch, torch.Tensor):
+            b = {"x": batch, "y": None}
+        elif isinstance(batch, Sequence) and 1 <= len(batch) <= 2:
+            b = {"x": batch[0], "y": batch[1] if len(batch) == 2 else None}
+        else:
+            raise TypeError(
+                "batch must be a dict, a tensor or a tuple (x,) / (x, y), "
+                f"got {type(batch).__name__}"
+            )
+        return {
+            k: v.to(self.device, non_blocking=True) if isinstance(v, torch.Tensor) else v
+            for k, v in b.items()
+        }
+
+    @staticmethod
+    def _batch_rows(batch: Any) -> int:
+        x = (
+            batch["x"]
+            if isinstance(batch, Mapping)
+            else batch
+            if isinstance(batch, torch.Tensor)
+            else batch[0]
+        )
+        return int(x.shape[0])
+
+    def _next_labelled(self) -> tuple[torch.Tensor, torch.Tensor]:
+        loader = self._labelled_loader
+        if self._labelled_iter is None:
+            if self._labelled_drawn == 0 or self._labelled_pass_state is None:
+                self._labelled_pass_state = loader.state_dict()
+                self._labelled_drawn = 0
+            else:  # resuming inside a pass
+                loader.load_state_dict(self._labelled_pass_state)
+            self._labelled_iter = iter(loader)
+            for _ in range(self._labelled_drawn):
+                next(self._labelled_iter)
+        try:
+            x, y = next(self._labelled_iter)
+        except StopIteration:  # a new pass over the labelled set
+            self._labelled_pass_state = loader.state_dict()
+            self._labelled_drawn = 0
+            self._labelled_iter = iter(loader)
+            x, y = next(self._labelled_iter)
+        self._labelled_drawn += 1
+        return x, y
+
+    def _train_step(self, batch: Any) -> dict[str, torch.Tensor]:
+        b = self._as_dict(batch)
+        if self._labelled_loader is not None:
+            b["x_labelled"], b["y_labelled"] = self._next_labelled()
+        self.model.train()
+        losses = self.model.training_step(b, self.optimizers, amp=self._amp)
+        if self._amp.scaler is not None:
+            self._amp.scaler.update()
+        return losses
+
+    def _accumulate(self, losses: Mapping[str, torch.Tensor], rows: int) -> None:
+        for sums in (self._epoch_sums, self._interval_sums):
+            for k, v in losses.items():
+                v = v.detach().float()
+                sums[k] = sums[k] + v if k in sums else v
+        self._interval_steps += 1
+        self._epoch_samples += rows
+
+    def _log(self, bar) -> None:
+        steps = max(self._interval_steps, 1)
+        means = {k: float(v) / steps for k, v in self._interval_sums.items()}
+        self.log_history.append({"step": self.global_step, "epoch": self.epoch, **means})
+        self._interval_sums, self._interval_steps = {}, 0
+        if bar is not None:
+            short = {k[:5]: f"{v:.3g}" for k, v in means.items() if "_" not in k}
+            bar.set_postfix(short, refresh=False)
+
+    def _epoch_entry(self, val_data, complete: bool) -> dict[str, Any]:
+        steps = max(self._batch_in_epoch, 1)
+        entry: dict[str, Any] = {"epoch": self.epoch + 1, "step": self.global_step}
+        entry.update({k: float(v) / steps for k, v in self._epoch_sums.items()})
+        entry["time_s"] = self._epoch_time
+        entry["samples_per_s"] = (
+            self._epoch_samples / self._epoch_time if self._epoch_time > 0 else 0.0
+        )
+        if val_data is not None:
+            entry.update({f"val_{k}": v for k, v in self.evaluate(val_data).items()})
+        entry["complete"] = complete
+        return entry
+
+    def _end_epoch(self, val_data, loader: TensorLoader) -> None:
+        self._epoch_loader_state = loader.state_dict()  # where the next epoch starts
+        self.history.append(self._epoch_entry(val_data, complete=True))
+        for scheduler in self.schedulers.values():
+            scheduler.step()
+        self.epoch += 1
+        self._batch_in_epoch = 0
+        self._epoch_sums = {}
+        self._epoch_time = 0.0
+        self._epoch_samples = 0
+
+    @contextlib.contextmanager
+    def _interrupt_guard(self):
+        """Defer Ctrl-C to the end of the current step (so the checkpoint is consistent); a second
+        Ctrl-C raises at once. Only in the main thread, where signal handlers can be set."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = signal.getsignal(signal.SIGINT)
+
+        def handler(signum, frame):
+            if self._stop_requested:
+                signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
+                raise KeyboardInterrupt
+            self._stop_requested = True
+
+        signal.signal(signal.SIGINT, handler)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
+
+
+def _cpu_state(state: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    if state is None:
+        return None
+    return {k: v.cpu() if isinstance(v, torch.Tensor) else v for k, v in state.items()}

@@ -1,0 +1,397 @@
+"""The Trainer: exact resume, atomic checkpoints, interrupts, history, precision, schedules, errors.
+
+Models are tiny (784-32-32 networks) and data small (1,050 MNIST images: 10 batches of 100 per
+epoch), so every test takes seconds."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+import torch
+
+import aae_fast.reference as ref
+from aae_fast.data import TensorLoader, labelled_subset
+from aae_fast.priors import MixtureOfGaussians
+from aae_fast.training import CHECKPOINT_FORMAT, Trainer, load_checkpoint, save_checkpoint
+
+H = (32, 32)
+
+
+def make(kind: str = "aae", **kw):
+    torch.manual_seed(0)
+    kw.setdefault("hidden", H)
+    kw.setdefault("optimizer", "adam")
+    if kind == "aae":
+        return ref.AdversarialAutoencoder(**kw)
+    if kind == "gaussian":
+        return ref.AdversarialAutoencoder(encoder="gaussian", **kw)
+    if kind == "label-conditioned":
+        return ref.AdversarialAutoencoder(
+            latent_dim=2, prior=MixtureOfGaussians(10), label_conditioned=True, **kw
+        )
+    if kind == "semi":
+        return ref.SemiSupervisedAAE(**kw)
+    if kind == "dim-reduction":
+        return ref.DimReductionAAE(**kw)
+    raise AssertionError(kind)
+
+
+def fresh(kind: str = "aae", **kw):
+    """A model of the same architecture with different initial weights (resume must overwrite)."""
+    model = make(kind, **kw)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)
+    return model
+
+
+def assert_same_state(a: Trainer, b: Trainer):
+    sa, sb = a.model.state_dict(), b.model.state_dict()
+    assert sa.keys() == sb.keys()
+    for k in sa:
+        assert torch.equal(sa[k], sb[k]), k
+    for name in a.optimizers:
+        oa, ob = a.optimizers[name].state_dict()["state"], b.optimizers[name].state_dict()["state"]
+        for i in oa:
+            for key in oa[i]:
+                assert torch.equal(torch.as_tensor(oa[i][key]), torch.as_tensor(ob[i][key])), (
+                    name,
+                    i,
+                    key,
+                )
+    assert a.global_step == b.global_step and a.epoch == b.epoch
+    drop = {"time_s", "samples_per_s"}
+    strip = lambda h: [{k: v for k, v in e.items() if k not in drop} for e in h]  # noqa: E731
+    assert strip(a.history) == strip(b.history)
+    assert torch.equal(torch.get_rng_state(), torch.get_rng_state())
+
+
+@pytest.mark.parametrize(
+    "kind, k",
+    [
+        ("aae", 13),  # saved mid-epoch (10 batches per epoch)
+        ("aae", 10),  # saved exactly at an epoch boundary
+        ("gaussian", 7),  # posterior noise from the global RNG
+        ("label-conditioned", 12),  # label-picked prior samples
+        ("semi", 13),  # plus the labelled loader (5 labelled batches of 20 per pass)
+        ("dim-reduction", 9),
+    ],
+)
+def test_resumed_run_continues_identically(tmp_path, small_data, kind, k):
+    """Train K + K steps in one go; or K, checkpoint, load into a fresh Trainer and model, K more:
+    parameters, optimiser states and history are bitwise equal on CPU."""
+    train, val = small_data
+    extra = {}
+    if kind == "semi":
+        extra = {"labelled_data": labelled_subset(train, 10, seed=0)[0], "labelled_batch_size": 20}
+    straight = Trainer(make(kind), progress=False, **extra)
+    straight.fit(train, max_steps=2 * k, val_data=val)
+
+    first = Trainer(make(kind), progress=False, out_dir=tmp_path, **extra)
+    first.fit(train, max_steps=k, val_data=val)
+    assert (tmp_path / "checkpoint.pt").is_file()
+    # Something else uses the global RNG in between: the checkpoint must restore it.
+    torch.randn(1000)
+
+    resumed = Trainer.resume(tmp_path / "checkpoint.pt", fresh(kind), progress=False, **extra)
+    assert resumed.global_step == k
+    resumed.fit(train, max_steps=2 * k, val_data=val)
+    assert_same_state(straight, resumed)
+
+
+def test_two_fit_calls_equal_one(small_data):
+    train, _ = small_data
+    one = Trainer(make(), progress=False)
+    one.fit(train, max_steps=24)
+    two = Trainer(make(), progress=False)
+    two.fit(train, max_steps=7)
+    two.fit(train, max_steps=24)
+    assert_same_state(one, two)
+
+
+def test_history_records_each_epoch(small_data):
+    train, val = small_data
+    trainer = Trainer(
+        make("semi"),
+        progress=False,
+        log_every=4,
+        labelled_data=labelled_subset(train, 10, seed=0)[0],
+    )
+    history = trainer.fit(train, epochs=2, val_data=val)
+    assert [h["epoch"] for h in history] == [1, 2]
+    assert [h["step"] for h in history] == [10, 20]
+    for h in history:
+        assert h["complete"] is True
+        for key in (
+            "reconstruction",
+            "discriminator",
+            "generator",
+            "classification",
+            "val_reconstruction",
+            "val_error",
+        ):
+            assert isinstance(h[key], float) and h[key] == h[key], key
+        assert h["time_s"] > 0 and h["samples_per_s"] > 0
+    assert history[1]["reconstruction"] < history[0]["reconstruction"]
+    assert [e["step"] for e in trainer.log_history] == [4, 8, 12, 16, 20]
+    assert trainer.epoch == 2 and trainer.global_step == 20
+
+    # A max_steps stop mid-epoch leaves an incomplete entry; finishing the epoch replaces it.
+    trainer.fit(train, max_steps=25)
+    assert [(h["epoch"], h["complete"]) for h in trainer.history] == [
+        (1, True),
+        (2, True),
+        (3, False),
+    ]
+    trainer.fit(train, epochs=3)
+    assert [(h["epoch"], h["step"], h["complete"]) for h in trainer.history][-1] == (3, 30, True)
+    assert len(trainer.history) == 3
+    # Done already: nothing happens.
+    assert trainer.fit(train, epochs=3) == trainer.history and trainer.global_step == 30
+
+
+def test_schedulers_step_once_per_epoch(small_data):
+    train, _ = small_data
+    trainer = Trainer(make(lr_milestones=(1, 3)), progress=False)
+    lr0 = trainer.optimizers["autoencoder"].param_groups[0]["lr"]
+    trainer.fit(train, epochs=1)
+    assert trainer.optimizers["autoencoder"].param_groups[0]["lr"] == pytest.approx(lr0 * 0.1)
+    trainer.fit(train, epochs=3)
+    assert trainer.optimizers["generator"].param_groups[0]["lr"] == pytest.approx(2e-4 * 0.01)
+
+
+def test_step_returns_float_losses_and_accepts_tuples(small_data):
+    train, _ = small_data
+    trainer = Trainer(make(), progress=False)
+    out = trainer.step((train.images[:50], train.labels[:50]))
+    assert set(out) == {"reconstruction", "discriminator", "generator"}
+    assert all(isinstance(v, float) for v in out.values())
+    assert trainer.global_step == 1
+    out = trainer.step({"x": train.images[:50]})
+    assert trainer.global_step == 2
+
+
+def test_evaluate(small_data):
+    train, val = small_data
+    trainer = Trainer(make("semi"), progress=False, labelled_data=labelled_subset(train, 10)[0])
+    metrics = trainer.evaluate(val, batch_size=128)
+    assert set(metrics) == {"reconstruction", "error"}
+    assert 0.0 <= metrics["error"] <= 1.0 and metrics["reconstruction"] > 0
+
+
+def test_bf16_autocast_step_runs_on_cpu(small_data):
+    train, _ = small_data
+    model = make()
+    seen = []
+    model.encoder[0].register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+    trainer = Trainer(model, precision="bf16", progress=False)
+    out = trainer.step((train.images[:100], train.labels[:100]))
+    assert all(v == v and abs(v) < 1e6 for v in out.values())
+    assert torch.bfloat16 in seen  # the linear layers ran under autocast
+    assert all(p.dtype == torch.float32 for p in model.parameters())  # master weights stay fp32
+    history = trainer.fit(train, max_steps=12)
+    assert history[-1]["reconstruction"] == history[-1]["reconstruction"]
+    # the training losses are reduced in fp32
+    losses = model.training_step({"x": train.images[:10]}, trainer.optimizers, amp=trainer._amp)
+    assert all(v.dtype == torch.float32 for v in losses.values())
+
+
+def test_precision_and_argument_errors(small_data):
+    train, _ = small_data
+    with pytest.raises(
+        ValueError,
+        match="precision='fp16' needs a CUDA device .*got device 'cpu'; use precision='bf16'",
+    ):
+        Trainer(make(), precision="fp16")
+    with pytest.raises(
+        ValueError, match=r"precision must be one of \('fp32', 'bf16', 'fp16'\), got 'fp64'"
+    ):
+        Trainer(make(), precision="fp64")
+    if not torch.cuda.is_available():
+        with pytest.raises(
+            ValueError, match="device: 'cuda' was requested but CUDA is not available"
+        ):
+            Trainer(make(), device="cuda")
+    with pytest.raises(ValueError, match="checkpoint_every needs out_dir"):
+        Trainer(make(), checkpoint_every=10)
+    with pytest.raises(TypeError, match="labelled_data must be an aae_fast.data.ArrayDataset"):
+        Trainer(make("semi"), labelled_data=train.images)
+    with pytest.raises(TypeError, match="model: Linear has no configure_optimizers"):
+        Trainer(torch.nn.Linear(2, 2))
+    trainer = Trainer(make(), progress=False)
+    with pytest.raises(ValueError, match="fit needs epochs or max_steps"):
+        trainer.fit(train)
+    with pytest.raises(ValueError, match="max_steps must be a non-negative int"):
+        trainer.fit(train, max_steps=-1)
+    with pytest.raises(ValueError, match="make no batch of 100 with drop_last=True"):
+        trainer.fit(train.subset(torch.arange(50)), epochs=1)
+    with pytest.raises(ValueError, match="needs labels"):  # the model's own check surfaces
+        Trainer(make("semi"), progress=False).fit(train.images, max_steps=1)
+
+
+def test_a_ready_loader_and_raw_tensors_are_accepted(small_data):
+    train, _ = small_data
+    trainer = Trainer(make(), progress=False)
+    trainer.fit(TensorLoader(train, 50, seed=3, drop_last=True), epochs=1)
+    assert trainer.global_step == 21
+    trainer = Trainer(make(), progress=False, batch_size=64, drop_last=False)
+    trainer.fit(train.images, epochs=1)
+    assert trainer.global_step == 17  # ceil(1050 / 64)
+
+
+def test_progress_bar(small_data, capsys):
+    train, _ = small_data
+    Trainer(make(), progress=True, log_every=2).fit(train, max_steps=5)
+    assert "train" in capsys.readouterr().err
+
+
+# -- checkpoints ------------------------------------------------------------------------------
+
+
+def test_checkpoint_contents(tmp_path, small_data):
+    train, _ = small_data
+    trainer = Trainer(
+        make("semi"),
+        progress=False,
+        out_dir=tmp_path,
+        checkpoint_every=4,
+        labelled_data=labelled_subset(train, 10)[0],
+    )
+    trainer.fit(train, max_steps=6)
+    state = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert state["format"] == CHECKPOINT_FORMAT and state["version"] == 1
+    assert state["model_class"] == "aae_fast.reference.semi_supervised.SemiSupervisedAAE"
+    assert state["model_config"]["variant"] == "semi-supervised"
+    assert set(state["optimizers"]) == {"autoencoder", "discriminator", "generator", "classifier"}
+    assert set(state["schedulers"]) == set(state["optimizers"])
+    assert state["trainer"]["global_step"] == 6 and state["trainer"]["batch_in_epoch"] == 6
+    assert state["rng"]["torch"].dtype == torch.uint8
+    assert state["rng"]["loader"] is not None and state["rng"]["labelled_loader"] is not None
+    # weights_only loading: plain data only
+    torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    assert sorted(os.listdir(tmp_path)) == ["checkpoint.pt"]  # no temporary files left
+
+
+def test_checkpoint_every_writes_periodically(tmp_path, small_data):
+    train, _ = small_data
+    steps_saved = []
+    trainer = Trainer(make(), progress=False, out_dir=tmp_path, checkpoint_every=3)
+    original = trainer.save_checkpoint
+
+    def spy(path=None):
+        steps_saved.append(trainer.global_step)
+        return original(path)
+
+    trainer.save_checkpoint = spy
+    trainer.fit(train, max_steps=10)
+    assert steps_saved == [3, 6, 9, 10]  # every 3 steps, then the end of fit
+
+
+def test_failed_save_leaves_the_previous_checkpoint_intact(tmp_path, small_data, monkeypatch):
+    train, _ = small_data
+    trainer = Trainer(make(), progress=False, out_dir=tmp_path)
+    trainer.fit(train, max_steps=3)
+    before = (tmp_path / "checkpoint.pt").read_bytes()
+    trainer.fit(train, max_steps=5)
+
+    def broken_save(obj, f, *a, **k):
+        f.write(b"half a checkpoint")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        trainer.save_checkpoint()
+    monkeypatch.undo()
+    assert sorted(os.listdir(tmp_path)) == ["checkpoint.pt"]
+    after_failure = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert after_failure["trainer"]["global_step"] == 5  # the last good save, readable
+    assert before != (tmp_path / "checkpoint.pt").read_bytes()
+
+
+def test_load_errors(tmp_path, small_data):
+    train, _ = small_data
+    with pytest.raises(FileNotFoundError, match="checkpoint: no file at"):
+        load_checkpoint(tmp_path / "missing.pt")
+    torch.save({"hello": 1}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="is not an aae_fast checkpoint"):
+        load_checkpoint(tmp_path / "other.pt")
+    (tmp_path / "garbage.pt").write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="is not a readable aae_fast checkpoint"):
+        load_checkpoint(tmp_path / "garbage.pt")
+    state = Trainer(make(), progress=False).state_dict()
+    state["version"] = 99
+    save_checkpoint(state, tmp_path / "future.pt")
+    with pytest.raises(ValueError, match="has version 99"):
+        load_checkpoint(tmp_path / "future.pt")
+    trainer = Trainer(make(), progress=False, out_dir=tmp_path)
+    trainer.fit(train, max_steps=2)
+    with pytest.raises(
+        ValueError,
+        match="holds a aae_fast.reference.aae.AdversarialAutoencoder, but the model is a "
+        "aae_fast.reference.semi_supervised.SemiSupervisedAAE",
+    ):
+        Trainer.resume(tmp_path / "checkpoint.pt", make("semi"), progress=False)
+    with pytest.raises(RuntimeError, match="size mismatch"):  # same class, other shapes
+        Trainer.resume(tmp_path / "checkpoint.pt", make(hidden=(8, 8)), progress=False)
+
+
+def test_resume_takes_settings_from_the_checkpoint(tmp_path, small_data):
+    train, _ = small_data
+    Trainer(make(), progress=False, out_dir=tmp_path, seed=7, batch_size=50).fit(train, max_steps=3)
+    resumed = Trainer.resume(tmp_path / "checkpoint.pt", make(), progress=False)
+    assert (resumed.seed, resumed.batch_size, resumed.precision) == (7, 50, "fp32")
+
+
+# -- interrupts -------------------------------------------------------------------------------
+
+
+def interrupting(model, at_step: int, how: str):
+    """Make ``model.training_step`` deliver Ctrl-C during step ``at_step`` (1-based)."""
+    original = model.training_step
+    calls = {"n": 0}
+
+    def step(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == at_step:
+            if how == "signal":
+                os.kill(os.getpid(), signal.SIGINT)  # like Ctrl-C in a terminal
+            else:
+                raise KeyboardInterrupt
+        return original(*a, **k)
+
+    model.training_step = step
+    return model
+
+
+def test_ctrl_c_finishes_the_step_saves_and_reraises(tmp_path, small_data):
+    train, _ = small_data
+    model = interrupting(make(), at_step=5, how="signal")
+    trainer = Trainer(model, progress=False, out_dir=tmp_path)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.fit(train, max_steps=20)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+    state = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert state["trainer"]["global_step"] == 5  # the interrupted step completed
+
+    straight = Trainer(make(), progress=False)
+    straight.fit(train, max_steps=20)
+    resumed = Trainer.resume(tmp_path / "checkpoint.pt", fresh(), progress=False)
+    resumed.fit(train, max_steps=20)
+    assert_same_state(straight, resumed)
+
+
+def test_keyboard_interrupt_raised_inside_a_step_still_saves(tmp_path, small_data):
+    train, _ = small_data
+    trainer = Trainer(
+        interrupting(make(), at_step=4, how="raise"), progress=False, out_dir=tmp_path
+    )
+    with pytest.raises(KeyboardInterrupt):
+        trainer.fit(train, max_steps=20)
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["trainer"]["global_step"] == 3
+    # Without out_dir nothing is written, and the interrupt still propagates.
+    trainer = Trainer(interrupting(make(), at_step=2, how="signal"), progress=False)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.fit(train, max_steps=20)
+    assert trainer.global_step == 2
