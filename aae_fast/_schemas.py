@@ -36,4 +36,19 @@ SCHEMAS: dict[str, str] = {
     "parzen_log_likelihood": (
         "parzen_log_likelihood(Tensor x, Tensor samples, float sigma) -> Tensor"
     ),
+    "gaussian_reparameterize": (
+        "gaussian_reparameterize(Tensor rng_state, Tensor mu, Tensor logvar) -> (Tensor z, Tensor "
+        "state)"
+    ),
+    "gaussian_reparameterize_backward": (
+        "gaussian_reparameterize_backward(Tensor grad, Tensor rng_state, Tensor logvar) -> Tensor"
+    ),
+    "linear_act": (
+        "linear_act(Tensor x, Tensor weight, Tensor? bias, str activation, float negative_slope) -> "
+        "Tensor"
+    ),
+    "linear_act_backward": (
+        "linear_act_backward(Tensor grad, Tensor y, Tensor? x, Tensor? weight, str activation, "
+        "float negative_slope, bool[3] output_mask) -> (Tensor, Tensor, Tensor)"
+    ),
 }

@@ -70,4 +70,37 @@ TORCH_LIBRARY(aae_fast, m) {
   // (the compute precision). sigma: finite, > 0. Tiled (GEMM tiles of x . s and an online
   // log-sum-exp), never holding the N x M matrix. Not differentiable: no autograd kernel.
   m.def("parzen_log_likelihood(Tensor x, Tensor samples, float sigma) -> Tensor");
+  // Reparameterisation trick (VAE-style Gaussian encoder): mu, logvar [B, D] share one shape, dtype
+  // (float32, float64, float16, bfloat16: float32 compute, float64 for float64) and device;
+  //   z = mu + exp(logvar / 2) * eps,  eps[i, :] = the Box-Muller normals of row counter offset + i
+  // of the stream in csrc/include/aae_fast/philox.h (the eps of sample_gaussian_mixture with the same
+  // state). The op is a pure function of rng_state = [seed, offset] (it reads, never writes it), so
+  // that it can carry an autograd formula (register_autograd accepts functional schemas only); it
+  // also returns `state`, a copy of rng_state, which autograd saves so that the backward regenerates
+  // eps (an op output, so torch.compile cannot swap it for the generator's tensor that the caller
+  // then advances). aae_fast.ops.gaussian_reparameterize advances the offset by B on the device.
+  m.def(
+      "gaussian_reparameterize(Tensor rng_state, Tensor mu, Tensor logvar) -> (Tensor z, Tensor "
+      "state)");
+  // grad_logvar = grad * 0.5 * exp(logvar / 2) * eps, eps regenerated from rng_state (not stored);
+  // grad has the shape and dtype of logvar. (grad_mu = grad needs no kernel.)
+  m.def(
+      "gaussian_reparameterize_backward(Tensor grad, Tensor rng_state, Tensor logvar) -> Tensor");
+
+  // ---- Layers. linear_act (issue: fused linear + activation): x [B, K], weight [N, K], bias [N]
+  // or None, one dtype (float32, float64, float16, bfloat16) and device:
+  //   y = act(x @ weight^T + bias),  act in {"identity", "relu", "leaky_relu", "sigmoid", "tanh"}
+  // y is [B, N] (contiguous) in the inputs' dtype; 16-bit inputs accumulate in float32.
+  // leaky_relu(z) = z for z > 0, negative_slope * z otherwise; negative_slope must be >= 0 (the
+  // backward reads act' from the sign of the saved output).
+  m.def(
+      "linear_act(Tensor x, Tensor weight, Tensor? bias, str activation, float negative_slope) -> "
+      "Tensor");
+  // gz = grad * act'(y) with act' written through the output y; output_mask = (want grad_x, want
+  // grad_weight, want grad_bias): grad_x = gz @ weight [B, K] (needs weight), grad_weight =
+  // gz^T @ x [N, K] (needs x), grad_bias = gz.sum(0) [N]. An unwanted gradient is an empty [0]
+  // tensor. The bias-gradient sums run in an order fixed by the sizes (deterministic).
+  m.def(
+      "linear_act_backward(Tensor grad, Tensor y, Tensor? x, Tensor? weight, str activation, "
+      "float negative_slope, bool[3] output_mask) -> (Tensor, Tensor, Tensor)");
 }

@@ -16,6 +16,13 @@
 // blocks, and the call advances the state's offset by n. Rows never share counters, inside a call
 // or across calls, so any backend may compute any row in any order and get the same numbers.
 //
+// Additional consumer: gaussian_reparameterize (z = mu + exp(logvar / 2) * eps, mu [B, D]). Element
+// (i, j) of a call with state (seed, offset) uses row counter offset + i and eps[j] of the
+// Box-Muller pairs above (words 2 + 2p, 3 + 2p; w[0], w[1] are left unused), so its eps equals the
+// eps of sample_gaussian_mixture for the same state (loc 0, scale 1). The op reads the state without
+// advancing it (its backward regenerates eps from the same state); the Python entry point advances
+// the offset by B.
+//
 // Conversions keep 24 bits so that every uniform is exact in float32 and equal on every backend:
 //   uniform01(w)  = (w >> 8) * 2^-24          in [0, 1)
 //   uniform01c(w) = ((w >> 8) + 1) * 2^-24    in (0, 1], safe for log()
