@@ -17,35 +17,9 @@
 #include <tuple>
 #include <vector>
 
+#include "expect.h"
+
 namespace {
-
-int g_passed = 0;
-int g_failed = 0;
-
-#define EXPECT(cond, ...)                                                                \
-  do {                                                                                  \
-    if (cond) {                                                                         \
-      ++g_passed;                                                                       \
-    } else {                                                                            \
-      ++g_failed;                                                                       \
-      std::cerr << "FAIL " << __FILE__ << ":" << __LINE__ << ": " #cond ": "            \
-                << c10::str(__VA_ARGS__) << std::endl;                                  \
-    }                                                                                   \
-  } while (0)
-
-#define EXPECT_THROWS(expr, needle)                                                      \
-  do {                                                                                  \
-    bool thrown_ = false;                                                               \
-    std::string message_;                                                               \
-    try {                                                                               \
-      (void)(expr);                                                                     \
-    } catch (const c10::Error& e) {                                                     \
-      thrown_ = true;                                                                   \
-      message_ = e.what_without_backtrace();                                            \
-    }                                                                                   \
-    EXPECT(thrown_ && message_.find(needle) != std::string::npos, "expected an error ", \
-           "mentioning '", needle, "', got '", message_, "'");                          \
-  } while (0)
 
 torch::jit::Stack call(const char* name, torch::jit::Stack stack) {
   const auto op = c10::Dispatcher::singleton().findSchemaOrThrow(name, "");
@@ -184,6 +158,5 @@ int main() {
   test_masks();
   test_thread_independence();
   test_checks();
-  std::cout << g_passed << " passed, " << g_failed << " failed" << std::endl;
-  return g_failed == 0 ? 0 : 1;
+  return report();
 }

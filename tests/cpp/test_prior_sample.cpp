@@ -19,37 +19,9 @@
 
 #include "aae_fast/philox.h"
 
+#include "expect.h"
+
 namespace {
-
-int g_passed = 0;
-int g_failed = 0;
-
-#define EXPECT(cond, ...)                                                                     \
-  do {                                                                                       \
-    if (cond) {                                                                              \
-      ++g_passed;                                                                            \
-    } else {                                                                                 \
-      ++g_failed;                                                                            \
-      std::cerr << "FAIL " << __FILE__ << ":" << __LINE__ << ": " #cond ": "                 \
-                << c10::str(__VA_ARGS__) << std::endl;                                       \
-    }                                                                                        \
-  } while (0)
-
-// `expr` must throw c10::Error whose message contains `needle`.
-#define EXPECT_THROWS(expr, needle, what)                                                     \
-  do {                                                                                       \
-    bool thrown_ = false;                                                                    \
-    std::string message_;                                                                    \
-    try {                                                                                    \
-      (void)(expr);                                                                          \
-    } catch (const c10::Error& e) {                                                          \
-      thrown_ = true;                                                                        \
-      message_ = e.what_without_backtrace();                                                 \
-    }                                                                                        \
-    EXPECT(thrown_ && message_.find(needle) != std::string::npos, what,                       \
-          ": expected a c10::Error mentioning '", needle, "', got ",                         \
-          thrown_ ? "'" + message_ + "'" : std::string("no exception"));                     \
-  } while (0)
 
 using aae_fast::philox::Words;
 using OptTensor = std::optional<at::Tensor>;
@@ -561,6 +533,5 @@ int main() {
     }
     std::cout << (g_failed == failed_before ? "ok   " : "FAIL ") << name << std::endl;
   }
-  std::cout << g_passed << " passed, " << g_failed << " failed" << std::endl;
-  return g_failed == 0 ? 0 : 1;
+  return report();
 }
