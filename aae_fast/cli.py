@@ -192,32 +192,14 @@ def _cmd_sample(args) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     torch.save({"prior": repr(prior), "samples": z.cpu(), "labels": None if labels is None else labels.cpu()},
                args.out / "samples.pt")
-    figure = _scatter(z.cpu(), None if labels is None else labels.cpu(), args.out / "prior_samples.png",
-                      f"{prior!r}: {args.num_samples} samples ({args.backend})")
+    from .evaluation import plot_latent
+
+    figure = plot_latent(z.float().cpu(), None if labels is None else labels.cpu(),
+                         args.out / "prior_samples.png",
+                         title=f"{prior!r}: {args.num_samples} samples ({args.backend})")
     print(f"{prior!r}: {args.num_samples} samples in {elapsed * 1e3:.1f} ms on {device} ({args.backend})")
     print(f"wrote {args.out / 'samples.pt'} and {figure}")
     return 0
-
-
-def _scatter(z, labels, path: Path, title: str) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    z = z[:, :2].float().numpy()
-    fig, ax = plt.subplots(figsize=(6, 6), dpi=120)
-    if labels is None:
-        ax.scatter(z[:, 0], z[:, 1], s=1, alpha=0.4)
-    else:
-        points = ax.scatter(z[:, 0], z[:, 1], c=labels.numpy(), cmap="tab10", s=1, alpha=0.5)
-        fig.colorbar(points, ax=ax, label="component")
-    ax.set_aspect("equal")
-    ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
 
 
 def _add_bench(sub) -> None:
