@@ -11,23 +11,10 @@
 
 #include "adversarial_loss.h"
 #include "aae_fast/loss_checks.h"
+#include "cuda_types.h"
 
 namespace aae_fast {
 namespace {
-
-// at:: scalar types -> the types adversarial_loss.cu is instantiated for (same layouts).
-template <typename T>
-struct CudaType {
-  using type = T;
-};
-template <>
-struct CudaType<at::Half> {
-  using type = __half;
-};
-template <>
-struct CudaType<at::BFloat16> {
-  using type = __nv_bfloat16;
-};
 
 template <typename T>
 const typename CudaType<T>::type* cuda_ptr(const at::Tensor& t) {

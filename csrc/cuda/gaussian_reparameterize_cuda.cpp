@@ -13,22 +13,10 @@
 
 #include "aae_fast/prior_checks.h"
 #include "gaussian_reparameterize.h"
+#include "cuda_types.h"
 
 namespace aae_fast {
 namespace {
-
-template <typename T>
-struct CudaType {
-  using type = T;
-};
-template <>
-struct CudaType<at::Half> {
-  using type = __half;
-};
-template <>
-struct CudaType<at::BFloat16> {
-  using type = __nv_bfloat16;
-};
 
 void check_inputs(const at::Tensor& rng_state, const at::Tensor& first, const char* first_name,
                   const at::Tensor& logvar) {

@@ -15,22 +15,10 @@
 #include <type_traits>
 
 #include "linear_act.h"
+#include "cuda_types.h"
 
 namespace aae_fast {
 namespace {
-
-template <typename T>
-struct CudaType {
-  using type = T;
-};
-template <>
-struct CudaType<at::Half> {
-  using type = __half;
-};
-template <>
-struct CudaType<at::BFloat16> {
-  using type = __nv_bfloat16;
-};
 
 template <typename T>
 typename CudaType<T>::type* cuda_ptr(const at::Tensor& t) {

@@ -13,23 +13,10 @@
 
 #include "aae_fast/prior_checks.h"
 #include "prior_sample.h"
+#include "cuda_types.h"
 
 namespace aae_fast {
 namespace {
-
-// at:: scalar types -> the types prior_sample.cu is instantiated for (same layouts).
-template <typename T>
-struct CudaType {
-  using type = T;
-};
-template <>
-struct CudaType<at::Half> {
-  using type = __half;
-};
-template <>
-struct CudaType<at::BFloat16> {
-  using type = __nv_bfloat16;
-};
 
 template <typename T>
 typename CudaType<T>::type* cuda_ptr(const at::Tensor& t) {
