@@ -26,6 +26,25 @@ class PhiloxGenerator:
         _check_seed(seed)
         self.state = torch.tensor([seed, 0], dtype=torch.int64, device=device)
 
+    @classmethod
+    def wrap(cls, state: torch.Tensor) -> "PhiloxGenerator":
+        """A generator whose state IS ``state`` (an int64 [seed, offset] tensor, not copied): e.g.
+        a module buffer, so that ``module.to(device)`` moves the stream with the module."""
+        if not (
+            isinstance(state, torch.Tensor)
+            and state.dtype == torch.int64
+            and state.shape == (2,)
+            and state.is_contiguous()
+        ):
+            raise ValueError(
+                "state must be a contiguous int64 tensor [seed, offset] of shape (2,), got "
+                f"{type(state).__name__} {getattr(state, 'dtype', '')} "
+                f"{tuple(getattr(state, 'shape', ()))}"
+            )
+        generator = cls.__new__(cls)
+        generator.state = state
+        return generator
+
     @property
     def device(self) -> torch.device:
         return self.state.device

@@ -156,7 +156,7 @@ class CategoricalAAE(ReferenceAAE):
         """Class ids (int64 [N]) -> one-hot; probabilities / one-hot [N, K] pass through."""
         if isinstance(y, torch.Tensor) and y.dtype == torch.int64 and y.dim() == 1:
             y = self._check_labels(y, n, self.num_categories, allow_unlabelled=False)
-            return F.one_hot(y, self.num_categories).to(dtype)
+            return self._one_hot(y, self.num_categories, dtype)
         return self._check_code(y, self.num_categories, "y").to(dtype)
 
     def encode(self, x: torch.Tensor) -> CategoricalCodes:

@@ -128,6 +128,8 @@ class ReferenceAAE(nn.Module):
     phases: tuple[str, ...] = ("autoencoder", "discriminator", "generator")
     #: Whether ``training_step`` needs ``batch["y"]`` (or a labelled batch).
     requires_labels = False
+    #: Which implementation this is ("eager": plain PyTorch, this package's oracle).
+    backend = "eager"
 
     def __init__(
         self,
@@ -178,11 +180,18 @@ class ReferenceAAE(nn.Module):
         optimizers = {}
         for phase, params in self._phase_parameters().items():
             lr = self.learning_rates[phase]
+            options = self._optimizer_options()
             if self.optimizer_name == "sgd":
-                optimizers[phase] = torch.optim.SGD(params, lr=lr, momentum=self.momentum)
+                optimizers[phase] = torch.optim.SGD(
+                    params, lr=lr, momentum=self.momentum, **options
+                )
             else:
-                optimizers[phase] = torch.optim.Adam(params, lr=lr, betas=(0.5, 0.999))
+                optimizers[phase] = torch.optim.Adam(params, lr=lr, betas=(0.5, 0.999), **options)
         return optimizers
+
+    def _optimizer_options(self) -> dict[str, Any]:
+        """Extra keyword arguments of every optimiser (none here: torch's defaults)."""
+        return {}
 
     def _phase_parameters(self) -> dict[str, list]:
         """Each phase's parameters (or parameter groups) for its optimiser; set by subclasses."""
@@ -237,8 +246,8 @@ class ReferenceAAE(nn.Module):
             raise ValueError(f"{name} must have shape [N, {dim}], got {_shape(z)}")
         return z
 
-    @staticmethod
     def _check_labels(
+        self,
         y: Any,
         n: int,
         num_classes: int,
@@ -247,9 +256,7 @@ class ReferenceAAE(nn.Module):
         name: str = "y",
         what: str = "",
     ) -> torch.Tensor:
-        """int64 [n] with values in [0, num_classes) (or -1 when ``allow_unlabelled``).
-
-        Values are read only on CPU: on a GPU that would synchronise every step."""
+        """int64 [n] with values in [0, num_classes) (or -1 when ``allow_unlabelled``)."""
         if y is None:
             raise ValueError(
                 f"{name}: {what or 'this model'} needs labels (int64 [N]"
@@ -262,16 +269,21 @@ class ReferenceAAE(nn.Module):
             raise TypeError(f"{name} must have dtype torch.int64, got {y.dtype}")
         if y.shape != (n,):
             raise ValueError(f"{name} must have shape [{n}] to match x, got {_shape(y)}")
-        if y.device.type == "cpu" and n > 0 and not torch.compiler.is_compiling():
+        if n > 0:
+            self._check_label_values(y, -1 if allow_unlabelled else 0, num_classes, name)
+        return y
+
+    def _check_label_values(self, y: torch.Tensor, low: int, num_classes: int, name: str) -> None:
+        """Raise when a label lies outside [low, num_classes). Values are read only on CPU: on a
+        GPU that would synchronise every step."""
+        if y.device.type == "cpu" and not torch.compiler.is_compiling():
             lo, hi = int(y.min()), int(y.max())
-            low = -1 if allow_unlabelled else 0
             if lo < low or hi >= num_classes:
                 raise ValueError(
                     f"{name} must lie in [{low}, {num_classes})"
-                    + (" (-1 = unlabelled)" if allow_unlabelled else "")
+                    + (" (-1 = unlabelled)" if low < 0 else "")
                     + f", got values in [{lo}, {hi}]"
                 )
-        return y
 
     @staticmethod
     def _check_prior(prior: Any, dim: int, name: str, dim_name: str) -> Prior:
@@ -342,7 +354,23 @@ class ReferenceAAE(nn.Module):
         """The encoder's training input: x + N(0, input_noise_std^2) noise (none by default)."""
         if self.input_noise_std == 0:
             return x
-        return x + self.input_noise_std * torch.randn_like(x)
+        return x + self.input_noise_std * self._randn(x.shape, x)
+
+    # -- randomness ---------------------------------------------------------------------------
+    # Every random draw of a training step goes through ``_randn`` and ``_sample``, so that a
+    # test can hand two models the same numbers (the fused models draw theirs from a Philox
+    # stream instead).
+    def _randn(self, shape, like: torch.Tensor, generator=None) -> torch.Tensor:
+        """Standard normal noise of ``shape`` on ``like``'s device, in its dtype."""
+        return torch.randn(shape, generator=generator, device=like.device, dtype=like.dtype)
+
+    def _reparameterize(self, mu: torch.Tensor, logvar: torch.Tensor, generator=None):
+        """z = mu + exp(logvar / 2) * eps, eps ~ N(0, I) (the Gaussian posterior's sample)."""
+        return mu + torch.exp(0.5 * logvar) * self._randn(mu.shape, mu, generator)
+
+    def _one_hot(self, y: torch.Tensor, num_classes: int, dtype: torch.dtype) -> torch.Tensor:
+        """One-hot [N, num_classes] of class ids y (int64 [N], already checked)."""
+        return F.one_hot(y, num_classes).to(dtype)
 
     def _sample(self, prior: Prior, n: int, labels=None, generator=None) -> torch.Tensor:
         return prior.sample(

@@ -192,7 +192,7 @@ class AdversarialAutoencoder(ReferenceAAE):
         if self.encoder_kind == "universal":
             shape = (x.shape[0], self.noise_dim)
             if sample:
-                eta = torch.randn(shape, generator=generator, device=x.device, dtype=x.dtype)
+                eta = self._randn(shape, x, generator)
             else:
                 eta = x.new_zeros(shape)
             x = torch.cat((x, eta), dim=1)
@@ -202,8 +202,7 @@ class AdversarialAutoencoder(ReferenceAAE):
         mu, logvar = h.chunk(2, dim=1)
         if not sample:
             return mu
-        eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
-        return mu + torch.exp(0.5 * logvar) * eps
+        return self._reparameterize(mu, logvar, generator)
 
     def posterior_parameters(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(mu, logvar)`` of q(z|x) for ``encoder="gaussian"``, each [N, latent_dim]."""
@@ -296,7 +295,7 @@ class AdversarialAutoencoder(ReferenceAAE):
     def _label_slots(self, y: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
         """One-hot [N, K + 1]: slot y for labelled rows, slot K ("unknown") for y = -1 (§2.3)."""
         k = self.num_classes
-        return nn.functional.one_hot(torch.where(y < 0, k, y), k + 1).to(dtype)
+        return self._one_hot(torch.where(y < 0, k, y), k + 1, dtype)
 
     def _conditioned_prior(self, y: torch.Tensor) -> torch.Tensor:
         """Prior samples for a batch's labels: component y for labelled rows, the whole mixture for

@@ -125,7 +125,7 @@ class SupervisedAAE(ReferenceAAE):
         }
 
     def _decoder_logits(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        onehot = nn.functional.one_hot(y, self.num_classes).to(z.dtype)
+        onehot = self._one_hot(y, self.num_classes, z.dtype)
         return self.decoder(torch.cat((z, onehot), dim=1))
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:

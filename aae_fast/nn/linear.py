@@ -1,0 +1,123 @@
+"""`FusedLinear`: an `nn.Linear` whose activation is fused into the GEMM (`aae_fast.ops.linear_act`).
+
+It holds exactly the parameters of `nn.Linear` (``weight`` [out, in], ``bias`` [out]) with the same
+default initialisation, so a state dict moves between the two.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from ..ops import linear_act
+from ..ops.linear_act import ACTIVATIONS
+
+__all__ = ["FusedLinear", "autocast_dtype"]
+
+
+def autocast_dtype(device_type: str) -> torch.dtype | None:
+    """The dtype ``torch.autocast`` asks for on ``device_type``, or None when autocast is off.
+
+    Custom ops are not on autocast's op lists, so the fused modules apply its policy for a linear
+    layer themselves: inputs and weights in the autocast dtype, accumulation in fp32 (inside the
+    op), gradients flowing back to the fp32 master weights through the cast."""
+    if torch.is_autocast_enabled(device_type):
+        return torch.get_autocast_dtype(device_type)
+    return None
+
+
+class FusedLinear(nn.Module):
+    """y = act(x @ weight.T + bias), one fused op forward and one backward.
+
+    Args:
+        in_features, out_features: as `nn.Linear`.
+        bias: learn an additive bias (default True).
+        activation: "identity", "relu", "leaky_relu", "sigmoid" or "tanh".
+        negative_slope: leaky_relu's slope (>= 0).
+
+    Shape: x [*, in_features] -> y [*, out_features]. Under ``torch.autocast`` the GEMM runs in the
+    autocast dtype with fp32 accumulation, like `nn.Linear`'s.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        activation: str = "identity",
+        negative_slope: float = 0.01,
+        device=None,
+        dtype=None,
+    ) -> None:
+        super().__init__()
+        for name, value in (("in_features", in_features), ("out_features", out_features)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
+        if not (0.0 <= negative_slope < math.inf):
+            raise ValueError(f"negative_slope must be finite and >= 0, got {negative_slope!r}")
+        self.in_features = in_features
+        self.out_features = out_features
+        self.activation = activation
+        self.negative_slope = float(negative_slope)
+        factory = {"device": device, "dtype": dtype}
+        self.weight = nn.Parameter(torch.empty(out_features, in_features, **factory))
+        self.bias = nn.Parameter(torch.empty(out_features, **factory)) if bias else None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """nn.Linear's initialisation (Kaiming-uniform weights, uniform bias)."""
+        nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        if self.bias is not None:
+            bound = 1 / math.sqrt(self.in_features)
+            nn.init.uniform_(self.bias, -bound, bound)
+
+    @classmethod
+    def from_linear(
+        cls, linear: nn.Linear, activation: str = "identity", negative_slope: float = 0.01
+    ) -> FusedLinear:
+        """A FusedLinear that shares ``linear``'s parameters (the same Parameter objects: an
+        optimiser built over either updates both)."""
+        if not isinstance(linear, nn.Linear):
+            raise TypeError(f"linear must be an nn.Linear, got {type(linear).__name__}")
+        fused = cls.__new__(cls)
+        nn.Module.__init__(fused)
+        fused.in_features, fused.out_features = linear.in_features, linear.out_features
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
+        fused.activation = activation
+        fused.negative_slope = float(negative_slope)
+        fused.weight = linear.weight
+        fused.bias = linear.bias
+        return fused
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] != self.in_features:
+            raise ValueError(
+                f"x must have shape [*, {self.in_features}] (in_features), got {list(x.shape)}"
+            )
+        weight, bias = self.weight, self.bias
+        dtype = autocast_dtype(x.device.type)
+        if dtype is not None:
+            x, weight = x.to(dtype), weight.to(dtype)
+            bias = None if bias is None else bias.to(dtype)
+        elif x.dtype != weight.dtype:
+            raise TypeError(
+                f"x must have the weight's dtype {weight.dtype} (or run under torch.autocast), "
+                f"got {x.dtype}"
+            )
+        lead = x.shape[:-1]
+        y = linear_act(x.reshape(-1, self.in_features), weight, bias, self.activation, self.negative_slope)
+        return y.reshape(*lead, self.out_features)
+
+    def extra_repr(self) -> str:
+        act = self.activation
+        if act == "leaky_relu":
+            act += f"({self.negative_slope})"
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, "
+            f"bias={self.bias is not None}, activation={act}"
+        )
