@@ -1,14 +1,24 @@
 """aae_fast: fast Adversarial Autoencoders (Makhzani et al., 2015) for PyTorch.
 
-Fused hot paths (prior sampling, and more as they land) are custom ops served by C++ on CPU and by
-CUDA C++ or Triton on GPU; `backend_info()` reports what is available and what each op runs on.
+The paper's variants (`AdversarialAutoencoder`, `SupervisedAAE`, `SemiSupervisedAAE`,
+`ClusteringAAE`, `DimReductionAAE`) run on fused hot paths by default (`backend="fused"`:
+aae_fast.models, built from aae_fast.nn over aae_fast.ops, custom ops served by C++ on CPU and by
+CUDA C++ or Triton on GPU) or as the eager reference (`backend="eager"`: aae_fast.reference);
+`backend_info()` reports what is available and what each op runs on.
 """
 
 from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version as _dist_version
 
-from . import _backend, data, evaluation, ops, priors, random, reference
+from . import _backend, data, evaluation, models, nn, ops, priors, random, reference
+from .models import (
+    AdversarialAutoencoder,
+    ClusteringAAE,
+    DimReductionAAE,
+    SemiSupervisedAAE,
+    SupervisedAAE,
+)
 from .random import PhiloxGenerator
 from .training import Trainer
 
@@ -60,7 +70,14 @@ def backend_info() -> dict:
 
 
 __all__ = [
+    "AdversarialAutoencoder",
+    "ClusteringAAE",
+    "DimReductionAAE",
+    "SemiSupervisedAAE",
+    "SupervisedAAE",
     "backend_info",
+    "models",
+    "nn",
     "data",
     "evaluation",
     "ops",

@@ -57,7 +57,8 @@ def _add_train(sub) -> None:
     p.add_argument("--max-steps", type=_positive_int, default=None, help="stop after this many steps")
     p.add_argument("--optimizer", choices=["adam", "sgd"], default="adam",
                    help="adam (fast to converge) or sgd (the paper's SGD with momentum and schedule)")
-    p.add_argument("--backend", choices=BACKENDS, default="eager", help="implementation of the model")
+    p.add_argument("--backend", choices=BACKENDS, default="fused",
+                   help="fused: aae_fast.models on the fused ops (default); eager: the plain-PyTorch reference")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     p.add_argument("--precision", choices=PRECISIONS, default="fp32")
     p.add_argument("--seed", type=int, default=0)

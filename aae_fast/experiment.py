@@ -23,7 +23,7 @@ import torch
 MODELS = ("aae", "supervised", "semi-supervised", "clustering", "dim-reduction")
 PRIORS = ("gaussian", "mixture", "swiss-roll")
 ENCODERS = ("deterministic", "gaussian", "universal")
-BACKENDS = ("eager",)  # "fused" arrives with the fast training path
+BACKENDS = ("fused", "eager")  # aae_fast.models (default) or aae_fast.reference
 PRECISIONS = ("fp32", "bf16", "fp16")
 
 #: Each variant's latent size when --latent-dim is not given (the paper's choices, see the models).
@@ -47,7 +47,7 @@ class RunConfig:
     epochs: int | None = None
     max_steps: int | None = None
     optimizer: str = "adam"
-    backend: str = "eager"
+    backend: str = "fused"
     device: str = "cpu"
     precision: str = "fp32"
     seed: int = 0
@@ -155,23 +155,24 @@ def make_prior(config: RunConfig, dim: int):
 
 
 def build_model(config: RunConfig, num_classes: int = 10):
-    from . import reference
+    """The run's variant on its backend (aae_fast.models: "fused", or the eager reference)."""
+    from . import models
 
-    common = dict(hidden=tuple(config.hidden), optimizer=config.optimizer)
+    common = dict(hidden=tuple(config.hidden), optimizer=config.optimizer, backend=config.backend)
     latent = config.latent
     if config.model == "aae":
-        return reference.AdversarialAutoencoder(
+        return models.AdversarialAutoencoder(
             latent_dim=latent, prior=make_prior(config, latent), encoder=config.encoder,
             label_conditioned=config.label_conditioned, **common,
         )
     if config.model == "supervised":
-        return reference.SupervisedAAE(latent_dim=latent, num_classes=num_classes,
-                                       prior=make_prior(config, latent), **common)
+        return models.SupervisedAAE(latent_dim=latent, num_classes=num_classes,
+                                    prior=make_prior(config, latent), **common)
     if config.model == "semi-supervised":
-        return reference.SemiSupervisedAAE(num_classes=num_classes, latent_dim=latent, **common)
+        return models.SemiSupervisedAAE(num_classes=num_classes, latent_dim=latent, **common)
     if config.model == "clustering":
-        return reference.ClusteringAAE(num_clusters=config.clusters, latent_dim=latent, **common)
-    return reference.DimReductionAAE(
+        return models.ClusteringAAE(num_clusters=config.clusters, latent_dim=latent, **common)
+    return models.DimReductionAAE(
         latent_dim=latent, num_clusters=config.clusters or num_classes,
         semi_supervised=config.labels_per_class is not None, **common,
     )

@@ -149,7 +149,7 @@ std::tuple<at::Tensor, at::Tensor> adversarial_d_loss_backward_cpu(
   if (real_logits.has_value() && fake_logits.has_value()) {
     check_same_dtype_and_device(*real_logits, "real_logits", *fake_logits, "fake_logits");
   }
-  const double g = grad.item<double>();
+  const double g = aae_fast::cpu::scalar_value(grad);
   at::Tensor grad_real, grad_fake;
   if (real_logits.has_value()) {
     const double n = static_cast<double>(real_logits->numel());
@@ -170,7 +170,7 @@ at::Tensor adversarial_g_loss_backward_cpu(const at::Tensor& grad, const at::Ten
   check_loss_input_dtype(fake_logits, "fake_logits");
   check_loss_grad(grad, fake_logits, "fake_logits");
   const double n = static_cast<double>(fake_logits.numel());
-  return scaled_sigmoid_tensor(fake_logits, -1.0, -grad.item<double>() / n);
+  return scaled_sigmoid_tensor(fake_logits, -1.0, -aae_fast::cpu::scalar_value(grad) / n);
 }
 
 }  // namespace

