@@ -11,7 +11,9 @@ A checkpoint is a dict (see :meth:`aae_fast.training.Trainer.state_dict`)::
     schedulers   {phase: scheduler.state_dict()}
     scaler       GradScaler.state_dict() or None
     trainer      epoch, global_step, batch_in_epoch, seed, precision, batch_size, history, ...
-    rng          torch CPU / CUDA generator states and the data loaders' generator states
+    rng          torch CPU / CUDA generator states, the data loaders' generator states, and under
+                 "model" the model's own counter-based stream ([seed, offset] of a fused model;
+                 None for the reference)
 
 Only tensors, numbers, strings, lists, tuples, dicts and None are stored, so ``torch.load(...,
 weights_only=True)`` reads it: loading a checkpoint never runs code from the file.

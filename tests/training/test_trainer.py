@@ -11,6 +11,7 @@ import signal
 import pytest
 import torch
 
+import aae_fast as af
 import aae_fast.reference as ref
 from aae_fast.data import TensorLoader, labelled_subset
 from aae_fast.priors import MixtureOfGaussians
@@ -19,28 +20,33 @@ from aae_fast.training import CHECKPOINT_FORMAT, Trainer, load_checkpoint, save_
 H = (32, 32)
 
 
-def make(kind: str = "aae", **kw):
+def make(kind: str = "aae", backend: str = "eager", **kw):
+    """A small model of the variant ``kind``: the reference (``backend="eager"``) or its fused
+    twin (aae_fast.models, ``backend="fused"``)."""
     torch.manual_seed(0)
     kw.setdefault("hidden", H)
     kw.setdefault("optimizer", "adam")
+    kw["backend"] = backend
     if kind == "aae":
-        return ref.AdversarialAutoencoder(**kw)
+        return af.AdversarialAutoencoder(**kw)
     if kind == "gaussian":
-        return ref.AdversarialAutoencoder(encoder="gaussian", **kw)
+        return af.AdversarialAutoencoder(encoder="gaussian", **kw)
     if kind == "label-conditioned":
-        return ref.AdversarialAutoencoder(
+        return af.AdversarialAutoencoder(
             latent_dim=2, prior=MixtureOfGaussians(10), label_conditioned=True, **kw
         )
     if kind == "semi":
-        return ref.SemiSupervisedAAE(**kw)
+        return af.SemiSupervisedAAE(**kw)
     if kind == "dim-reduction":
-        return ref.DimReductionAAE(**kw)
+        return af.DimReductionAAE(**kw)
     raise AssertionError(kind)
 
 
-def fresh(kind: str = "aae", **kw):
+def fresh(kind: str = "aae", backend: str = "eager", **kw):
     """A model of the same architecture with different initial weights (resume must overwrite)."""
-    model = make(kind, **kw)
+    model = make(kind, backend, **kw)
+    if backend == "fused":  # and a different random stream (the checkpoint must restore it)
+        model.manual_seed(99)
     with torch.no_grad():
         for p in model.parameters():
             p.add_(1.0)
@@ -79,23 +85,26 @@ def assert_same_state(a: Trainer, b: Trainer):
         ("dim-reduction", 9),
     ],
 )
-def test_resumed_run_continues_identically(tmp_path, small_data, kind, k):
+@pytest.mark.parametrize("backend", ["eager", "fused"])
+def test_resumed_run_continues_identically(tmp_path, small_data, kind, k, backend):
     """Train K + K steps in one go; or K, checkpoint, load into a fresh Trainer and model, K more:
     parameters, optimiser states and history are bitwise equal on CPU."""
     train, val = small_data
     extra = {}
     if kind == "semi":
         extra = {"labelled_data": labelled_subset(train, 10, seed=0)[0], "labelled_batch_size": 20}
-    straight = Trainer(make(kind), progress=False, **extra)
+    straight = Trainer(make(kind, backend), progress=False, **extra)
     straight.fit(train, max_steps=2 * k, val_data=val)
 
-    first = Trainer(make(kind), progress=False, out_dir=tmp_path, **extra)
+    first = Trainer(make(kind, backend), progress=False, out_dir=tmp_path, **extra)
     first.fit(train, max_steps=k, val_data=val)
     assert (tmp_path / "checkpoint.pt").is_file()
     # Something else uses the global RNG in between: the checkpoint must restore it.
     torch.randn(1000)
 
-    resumed = Trainer.resume(tmp_path / "checkpoint.pt", fresh(kind), progress=False, **extra)
+    resumed = Trainer.resume(
+        tmp_path / "checkpoint.pt", fresh(kind, backend), progress=False, **extra
+    )
     assert resumed.global_step == k
     resumed.fit(train, max_steps=2 * k, val_data=val)
     assert_same_state(straight, resumed)
