@@ -43,12 +43,14 @@ import functools
 import statistics
 import time
 
+import peer_pythae
 import pytest
 import torch
-
-import aae_fast.reference as ref
+import torch.utils.flop_counter
 from conftest import bench_device, record_throughput, run_timed, synchronize
 from training_schedules import naive_training_step, phase_flops, step_flops
+
+import aae_fast.reference as ref
 
 DEVICE = bench_device()
 ON_GPU = DEVICE.type == "cuda"
@@ -56,7 +58,7 @@ ON_GPU = DEVICE.type == "cuda"
 MODELS = ("aae", "ssaae")
 FP32_BATCHES = [100, 1000] + ([8192] if ON_GPU else [])
 BF16_BATCHES = [1000, 4096] + ([8192] if ON_GPU else [])
-FP32_IMPLS = ("eager", "naive", "compile", "compile_step", "fused", "fused_compile")
+FP32_IMPLS = ("eager", "naive", "compile", "compile_step", "fused", "fused_compile", "pythae")
 BF16_IMPLS = ("eager", "compile", "fused")
 COMPILED = ("compile", "compile_step", "fused_compile")
 
@@ -74,7 +76,7 @@ def _cases():
         ):
             for batch in batches:
                 for impl in impls:
-                    if impl == "naive" and model != "aae":
+                    if impl in ("naive", "pythae") and model != "aae":
                         continue
                     yield pytest.param(
                         impl, model, batch, precision, id=f"{impl}-{model}-b{batch}-{precision}"
@@ -179,6 +181,8 @@ def test_training_step(benchmark, impl, model_name, batch, precision):
     benchmark.group = f"training_step {model_name} B={batch} {precision}"
     if impl in COMPILED and benchmark.disabled:
         pytest.skip("compile cases are timed runs only (compiling takes tens of seconds a model)")
+    if impl == "pythae":
+        return _pythae_step(benchmark, batch, device)
     model = make_model(model_name, impl, device)
     optimizers = model.configure_optimizers()
     data = make_batch(batch, device, model.input_dim)
@@ -217,6 +221,30 @@ def test_training_step(benchmark, impl, model_name, batch, precision):
         return
     record_throughput(benchmark, batch, flops=flops * batch)
     peak = gemm_peak_gflops(str(device), precision)
+    benchmark.extra_info["gemm_peak_gflops"] = peak
+    benchmark.extra_info["percent_of_gemm_peak"] = 100 * benchmark.extra_info["gflops_per_s"] / peak
+
+
+def _pythae_step(benchmark, batch: int, device: torch.device) -> None:
+    """The peer (benchmarks/peer_pythae.py): pythae's Adversarial_AE stepped as its trainer does.
+    Its FLOPs are counted by torch's FlopCounterMode over one step (its schedule is its own)."""
+    if not peer_pythae.available():
+        pytest.skip("pythae is not installed (pip install pythae): no peer case")
+    _, step = peer_pythae.build(device)
+    x = make_batch(batch, device)["x"]
+    with torch.utils.flop_counter.FlopCounterMode(display=False) as counter:
+        step(x)
+    flops = counter.get_total_flops() / batch
+    warmup = 0 if benchmark.disabled else 3
+    run_timed(benchmark, lambda: step(x), device, rounds=ROUNDS[batch], warmup=warmup)
+    benchmark.extra_info.update(
+        impl="pythae", model="aae", batch=batch, precision="fp32", schedule="pythae",
+        flops_per_sample=flops,
+    )
+    if benchmark.disabled:
+        return
+    record_throughput(benchmark, batch, flops=flops * batch)
+    peak = gemm_peak_gflops(str(device), "fp32")
     benchmark.extra_info["gemm_peak_gflops"] = peak
     benchmark.extra_info["percent_of_gemm_peak"] = 100 * benchmark.extra_info["gflops_per_s"] / peak
 
