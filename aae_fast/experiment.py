@@ -7,6 +7,11 @@ Trainer, evaluation (the paper's metrics) and figures, all recorded in an output
     out/*.png            latent codes, prior samples decoded, reconstructions, style grid
 
 Kept apart from the CLI so that scripts and experiments drive the same code.
+
+Under ``torchrun --nproc-per-node N`` (``WORLD_SIZE > 1``) `train` initialises the process group
+itself (gloo on CPU, NCCL on CUDA with one GPU per process): every rank loads the data and trains
+on its shard (``batch_size`` rows per rank, a global batch of ``batch_size * N``), and rank 0
+alone writes out/ (config, checkpoints, metrics, figures) and evaluates, after training.
 """
 
 from __future__ import annotations
@@ -277,17 +282,37 @@ def write_json(path: Path, payload: dict) -> None:
     tmp.replace(path)
 
 
-def train(config: RunConfig, out_dir: Path, resume: Path | None = None, progress: bool = True) -> dict:
-    """Trains as configured, evaluates, writes out_dir; returns the metrics dict."""
+def train(config: RunConfig, out_dir: Path, resume: Path | None = None, progress: bool = True,
+          dist_timeout: float | None = None) -> dict:
+    """Trains as configured, evaluates, writes out_dir; returns the metrics dict.
+
+    Under torchrun (``WORLD_SIZE > 1``) every rank trains (see the module docstring); rank 0
+    evaluates and writes, the other ranks return ``{"config", "history", "final": {}}`` as soon as
+    training is done. ``dist_timeout``: seconds a rank waits in a collective for its peers before
+    it raises (default :data:`aae_fast.training.distributed.DEFAULT_TIMEOUT`)."""
+    from .training import distributed
+
+    context = distributed.init_distributed(config.device, timeout=dist_timeout)
+    try:
+        return _train(config, out_dir, resume, progress, context)
+    finally:
+        distributed.destroy_distributed(context)
+
+
+def _train(config: RunConfig, out_dir: Path, resume: Path | None, progress: bool, context) -> dict:
     from .training import Trainer
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_json(out_dir / "config.json", config.to_dict())
+    main = context is None or context.is_main
+    world = 1 if context is None else context.world_size
+    if main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        write_json(out_dir / "config.json", config.to_dict())
     torch.manual_seed(config.seed)
     splits = load_splits(config)
     model = build_model(config, splits.train.num_classes)
-    kwargs = dict(device=config.device, labelled_data=splits.labelled, out_dir=out_dir,
-                  progress=progress, checkpoint_every=1000)
+    device = config.device if context is None else context.device(config.device)
+    kwargs = dict(device=device, labelled_data=splits.labelled, out_dir=out_dir,
+                  progress=progress and main, checkpoint_every=1000)
     if resume is not None:
         trainer = Trainer.resume(resume, model, **kwargs)
     else:
@@ -297,9 +322,14 @@ def train(config: RunConfig, out_dir: Path, resume: Path | None = None, progress
     history = trainer.fit(splits.train, epochs=config.epochs, max_steps=config.max_steps,
                           val_data=splits.validation)
     train_time = time.perf_counter() - start
+    if not main:  # rank 0 evaluates and writes; the weights are the same on every rank
+        return {"config": config.to_dict(), "history": history, "final": {}}
     final = evaluate(model, config, splits, trainer, out_dir, progress=progress) if config.evaluate else {}
     final["train_time_s"] = train_time
     final["steps"] = trainer.global_step
+    if world > 1:
+        final["world_size"] = world
+        final["global_batch_size"] = trainer.batch_size * world
     metrics = {"config": config.to_dict(), "history": history, "final": final}
     write_json(out_dir / "metrics.json", metrics)
     return metrics

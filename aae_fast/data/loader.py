@@ -5,6 +5,12 @@ fits on the device: each epoch it draws one permutation of the row indices
 *on the data's device* and yields each batch as an ``index_select`` of a slice
 of that permutation. Batch sizes are known on the host from ``len(data)``, so
 iterating never waits on the device (no host sync per batch on CUDA).
+
+For data-parallel training it shards each epoch (``num_replicas``, ``rank``): every replica draws
+the same seeded permutation, cuts it into *global* batches of ``batch_size * num_replicas`` rows,
+and yields its own contiguous block of ``batch_size`` rows of each, so that the union of the
+replicas' batches of step t is the global batch of step t of a one-replica loader with batch size
+``batch_size * num_replicas`` and the same seed.
 """
 
 from __future__ import annotations
@@ -48,6 +54,17 @@ class TensorLoader:
         generator: use this :class:`torch.Generator` (on the data's device type)
             instead of creating one; ``seed`` must then be ``None``.
         device: move the data there first (default: leave it where it is).
+        num_replicas: data-parallel replicas (processes) sharing each epoch (default 1).
+        rank: this replica, in ``[0, num_replicas)``. Every replica must use the same data and
+            seed (a shuffling sharded loader needs ``seed`` or ``generator``: a seed drawn from a
+            rank's own global generator would give the replicas different permutations).
+            ``batch_size`` is per replica: each epoch's permutation is cut into global batches
+            of ``batch_size * num_replicas`` rows and replica r yields rows
+            ``[r * batch_size, (r + 1) * batch_size)`` of each. With ``drop_last=False`` the
+            epoch's last, incomplete global batch of m rows gives every replica
+            ``ceil(m / num_replicas)`` rows, completed by wrapping around to the start of the
+            epoch's order (as ``DistributedSampler`` pads): every replica runs the same number of
+            steps on equal batch sizes, which its collectives need.
 
     Permutations come from ``torch.randperm`` on the data's device, so a seed
     gives the same batches every run on one device type, but CPU and CUDA
@@ -73,6 +90,8 @@ class TensorLoader:
         seed: int | None = None,
         generator: torch.Generator | None = None,
         device: torch.device | str | None = None,
+        num_replicas: int = 1,
+        rank: int = 0,
     ) -> None:
         if isinstance(data, ArrayDataset):
             tensors: tuple[torch.Tensor, ...] = data.tensors
@@ -100,6 +119,18 @@ class TensorLoader:
             raise ValueError("TensorLoader needs at least one row of data")
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
+        for name, value in (("num_replicas", num_replicas), ("rank", rank)):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"{name} must be an int, got {value!r}")
+        if num_replicas < 1:
+            raise ValueError(f"num_replicas must be positive, got {num_replicas}")
+        if not 0 <= rank < num_replicas:
+            raise ValueError(f"rank must lie in [0, {num_replicas}), got {rank}")
+        if num_replicas > 1 and shuffle and generator is None and seed is None:
+            raise ValueError(
+                "a shuffling loader sharded over several replicas needs a seed (or a generator) "
+                "shared by every replica, so that they all draw the same permutation"
+            )
 
         if generator is not None:
             if seed is not None:
@@ -122,6 +153,8 @@ class TensorLoader:
         self.drop_last = drop_last
         self.infinite = infinite
         self.generator = generator
+        self.num_replicas = num_replicas
+        self.rank = rank
 
     @property
     def device(self) -> torch.device:
@@ -133,11 +166,17 @@ class TensorLoader:
         return self.tensors[0].shape[0]
 
     @property
+    def global_batch_size(self) -> int:
+        """Rows per step over all replicas: ``batch_size * num_replicas``."""
+        return self.batch_size * self.num_replicas
+
+    @property
     def batches_per_epoch(self) -> int:
-        """Batches per epoch in finite mode; ``ceil(num_samples / batch_size)`` in infinite mode."""
+        """Batches per epoch (of this replica; every replica has as many) in finite mode;
+        ``ceil(num_samples / global_batch_size)`` in infinite mode."""
         if self.drop_last and not self.infinite:
-            return self.num_samples // self.batch_size
-        return math.ceil(self.num_samples / self.batch_size)
+            return self.num_samples // self.global_batch_size
+        return math.ceil(self.num_samples / self.global_batch_size)
 
     def __len__(self) -> int:
         """Batches per epoch; an infinite loader has no length (``TypeError``)."""
@@ -151,10 +190,13 @@ class TensorLoader:
         return self._iter_infinite() if self.infinite else self._iter_epoch()
 
     def __repr__(self) -> str:
+        shard = (
+            f", num_replicas={self.num_replicas}, rank={self.rank}" if self.num_replicas > 1 else ""
+        )
         return (
             f"{type(self).__name__}(num_samples={self.num_samples}, batch_size={self.batch_size}, "
             f"shuffle={self.shuffle}, drop_last={self.drop_last}, infinite={self.infinite}, "
-            f"device={self.device})"
+            f"device={self.device}{shard})"
         )
 
     def state_dict(self) -> dict[str, Any]:
@@ -173,22 +215,38 @@ class TensorLoader:
     def _gather(self, index: torch.Tensor) -> Batch:
         return tuple(t.index_select(0, index) for t in self.tensors)
 
+    def _shard(self, index: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
+        """This replica's rows of one global batch ``index`` (a slice of the epoch's ``order``)."""
+        replicas, m = self.num_replicas, index.shape[0]
+        per = math.ceil(m / replicas)
+        missing = per * replicas - m
+        if missing:  # the last, incomplete global batch: pad from the start of the epoch's order
+            repeats = math.ceil(missing / order.shape[0])
+            index = torch.cat((index, order.repeat(repeats)[:missing]))
+        return index[self.rank * per : (self.rank + 1) * per]
+
     def _iter_epoch(self) -> Iterator[Batch]:
-        n, size = self.num_samples, self.batch_size
-        stop = n - n % size if self.drop_last else n
-        if not self.shuffle:  # contiguous views, no gather at all
-            for start in range(0, stop, size):
-                yield tuple(t[start : start + size] for t in self.tensors)
+        n, size, replicas = self.num_samples, self.batch_size, self.num_replicas
+        step = size * replicas
+        stop = n - n % step if self.drop_last else n
+        if not self.shuffle and (replicas == 1 or stop % step == 0):
+            # contiguous views, no gather at all
+            for start in range(0, stop, step):
+                first = start + self.rank * size
+                yield tuple(t[first : first + size] for t in self.tensors)
             return
         order = self._order()
-        for start in range(0, stop, size):
-            yield self._gather(order[start : start + size])
+        for start in range(0, stop, step):
+            index = order[start : start + step]
+            yield self._gather(index if replicas == 1 else self._shard(index, order))
 
     def _iter_infinite(self) -> Iterator[Batch]:
         size = self.batch_size
+        step = size * self.num_replicas
+        first = self.rank * size
         pending = self._order()
         while True:
-            while pending.shape[0] < size:
+            while pending.shape[0] < step:
                 pending = torch.cat((pending, self._order()))
-            yield self._gather(pending[:size])
-            pending = pending[size:]
+            yield self._gather(pending[first : first + size])
+            pending = pending[step:]

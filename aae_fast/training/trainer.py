@@ -22,6 +22,12 @@ Two opt-in fast paths, both leaving the model's code and checkpoints unchanged:
   replays it for every later batch of the same shapes: one graph launch per step instead of a few
   hundred kernel launches. Random numbers drawn from torch's default CUDA generator (and from any
   counter-based generator whose offset lives in a device tensor) are fresh on every replay.
+
+Data-parallel training (``torchrun``; :mod:`aae_fast.training.distributed`): in an initialised
+process group of several ranks, each rank trains on its shard of every global batch, and the
+gradients of each phase are averaged over the ranks right before that phase's optimiser step
+(inside ``amp.step``, so the models are unchanged). Rank 0 writes the checkpoints, which hold every
+rank's random states, so that every rank resumes exactly.
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ import torch
 from torch import nn
 
 from ..data import ArrayDataset, TensorLoader
+from . import distributed as _distributed
 from .checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, load_checkpoint, save_checkpoint
 
 __all__ = ["Trainer", "PRECISIONS", "CHECKPOINT_NAME"]
@@ -54,8 +61,16 @@ CHECKPOINT_NAME = "checkpoint.pt"
 class _Amp:
     """Autocast and gradient scaling, handed to ``model.training_step`` as ``amp``."""
 
-    def __init__(self, device: torch.device, precision: str, cache_enabled: bool = True) -> None:
+    def __init__(
+        self,
+        device: torch.device,
+        precision: str,
+        cache_enabled: bool = True,
+        grad_sync: _distributed.GradientAllReduce | None = None,
+    ) -> None:
         self.device_type = device.type
+        # Data-parallel runs: averages each phase's gradients over the ranks before its step.
+        self.grad_sync = grad_sync
         self.dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
         self.scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
         # PyTorch's CUDA-graph notes ask for autocast(cache_enabled=False) around captured code:
@@ -74,6 +89,10 @@ class _Amp:
         (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
 
     def step(self, optimizer: torch.optim.Optimizer) -> None:
+        if self.grad_sync is not None:
+            # Scaled gradients are averaged: an inf / NaN on one rank reaches every rank, so the
+            # GradScaler skips the step everywhere.
+            self.grad_sync(optimizer)
         if self.scaler is not None:
             self.scaler.step(optimizer)
         else:
@@ -216,6 +235,29 @@ class Trainer:
             Not with ``precision="fp16"`` (the GradScaler's step reads the device).
         cuda_graph_warmup: eager steps with a batch's shapes before capturing them (>= 1: the
             optimiser states must exist before capture, or each replay would re-initialise them).
+        distributed: data-parallel training over torch.distributed's default process group
+            (``torchrun``; see :mod:`aae_fast.training.distributed`). None (default): when a
+            process group is initialised; True: require one; False: ignore it. With a world of
+            N > 1 ranks:
+
+            - ``batch_size`` is per rank: a step trains on a global batch of ``batch_size * N``
+              rows, rank r taking rows ``[r * batch_size, (r + 1) * batch_size)`` of each global
+              batch of the shared, seeded permutation (``TensorLoader(num_replicas=N, rank=r)``),
+              so the union of the ranks' batches is the global batch a one-process run with
+              ``batch_size * N`` would draw. The labelled mini-batch is per rank too (at most
+              ``len(labelled_data) // N`` rows). Every rank must pass the same data.
+            - Each phase's gradients are averaged over the ranks before its optimiser step (one
+              all-reduce per phase); rank 0's weights are broadcast when the Trainer is built.
+            - Random streams are rank-offset: rank r seeds torch's global generators and the
+              model's Philox stream with ``rank_seed(seed, r)`` (rank 0: ``seed``), the data
+              loaders with ``seed`` on every rank.
+            - Logged and per-epoch losses are means over the ranks; ``samples_per_s`` counts the
+              global batch. Only rank 0 shows progress and writes checkpoints;
+              :meth:`save_checkpoint` is collective (every rank calls it: it gathers every rank's
+              random states into the file) and :meth:`load_checkpoint` restores each rank's own,
+              so a resumed run continues bit-identically (on CPU) with the same number of ranks.
+            - Ctrl-C is not deferred to the end of the step (the ranks could not agree on the
+              step to stop at): resume from the latest periodic checkpoint.
 
     A model may carry its own counter-based random state: if it has ``manual_seed(seed)``, the
     Trainer calls it with ``seed`` right after ``torch.manual_seed``; if it has ``rng_state()``
@@ -247,6 +289,7 @@ class Trainer:
         compile_options: Mapping[str, Any] | None = None,
         cuda_graph: bool = False,
         cuda_graph_warmup: int = 3,
+        distributed: bool | None = None,
     ) -> None:
         for name in ("configure_optimizers", "training_step"):
             if not callable(getattr(model, name, None)):
@@ -323,23 +366,59 @@ class Trainer:
         ):
             raise ValueError(f"cuda_graph_warmup must be an int >= 1, got {cuda_graph_warmup!r}")
 
+        if distributed is not None and not isinstance(distributed, bool):
+            raise TypeError(f"distributed must be a bool or None, got {distributed!r}")
+        context = _distributed.current_context() if distributed is not False else None
+        if distributed and context is None:
+            raise ValueError(
+                "distributed=True needs an initialised torch.distributed process group: launch "
+                "with torchrun and call aae_fast.training.distributed.init_distributed() (or "
+                "torch.distributed.init_process_group) before building the Trainer"
+            )
+        if context is not None and context.backend == "nccl" and self.device.type != "cuda":
+            raise ValueError(
+                f"the process group uses NCCL, which needs CUDA tensors, but device is "
+                f"{str(self.device)!r}; use gloo for CPU training"
+            )
+        if (
+            cuda_graph
+            and context is not None
+            and context.world_size > 1
+            and context.backend != "nccl"
+        ):
+            raise ValueError(
+                f"cuda_graph=True in a distributed run needs the NCCL backend (its collectives "
+                f"can be captured in a CUDA graph), got {context.backend!r}"
+            )
+        #: This process's rank and the number of ranks (0 and 1 without a process group).
+        self.rank = 0 if context is None else context.rank
+        self.world_size = 1 if context is None else context.world_size
+        self._dist = context if self.world_size > 1 else None
+
         self.model = model.to(self.device)
         self.precision = precision
         self.seed = int(seed)
         self.batch_size = batch_size
         self.log_every = log_every
-        self.progress = progress
+        self.progress = progress and self.rank == 0
         self.out_dir = None if out_dir is None else Path(out_dir)
         self.checkpoint_every = checkpoint_every
         self.drop_last = drop_last
         self.compile = compile
         self.cuda_graph = cuda_graph
         self.cuda_graph_warmup = cuda_graph_warmup
-        self._amp = _Amp(self.device, precision, cache_enabled=not cuda_graph)
-        torch.manual_seed(self.seed)  # also seeds every CUDA device
+        grad_sync = None
+        if self._dist is not None:
+            grad_sync = _distributed.GradientAllReduce(self.world_size, rank=self.rank)
+            # The ranks start from rank 0's weights (as DDP does), whatever they initialised.
+            _distributed.broadcast_module(self.model)
+        self._amp = _Amp(self.device, precision, cache_enabled=not cuda_graph, grad_sync=grad_sync)
+        # Rank-offset streams: every rank draws its own prior samples and noise.
+        stream_seed = _distributed.rank_seed(self.seed, self.rank)
+        torch.manual_seed(stream_seed)  # also seeds every CUDA device
         model_seed = getattr(model, "manual_seed", None)
         if callable(model_seed):  # a model-held (e.g. counter-based Philox) generator
-            model_seed(self.seed)
+            model_seed(stream_seed)
 
         if compile:
             options = {"fullgraph": True, **_ISOLATE_RECOMPILES, **(compile_options or {})}
@@ -384,7 +463,12 @@ class Trainer:
 
         self._labelled_loader: TensorLoader | None = None
         if labelled_data is not None:
-            n = len(labelled_data)
+            n = len(labelled_data) // self.world_size
+            if n == 0:
+                raise ValueError(
+                    f"labelled_data: {len(labelled_data)} rows cannot give each of "
+                    f"{self.world_size} ranks a labelled row"
+                )
             size = min(labelled_batch_size or batch_size, n)
             self._labelled_loader = TensorLoader(
                 labelled_data,
@@ -393,6 +477,8 @@ class Trainer:
                 drop_last=True,
                 seed=self.seed + 1,
                 device=self.device,
+                num_replicas=self.world_size,
+                rank=self.rank,
             )
         self._labelled_iter = None
         self._labelled_pass_state: dict[str, Any] | None = None
@@ -434,6 +520,8 @@ class Trainer:
 
         On KeyboardInterrupt (Ctrl-C) the current step finishes, a checkpoint is written (with
         ``out_dir``), and the KeyboardInterrupt is re-raised; a second Ctrl-C interrupts at once.
+        In a distributed run (several ranks) Ctrl-C interrupts at once and writes nothing: the
+        latest periodic checkpoint is the one to resume from.
         """
         if epochs is None and max_steps is None:
             raise ValueError("fit needs epochs or max_steps (or both), got neither")
@@ -448,6 +536,22 @@ class Trainer:
             raise ValueError(
                 f"train_data: {loader.num_samples} rows make no batch of {loader.batch_size} with "
                 "drop_last=True; use a smaller batch_size or drop_last=False"
+            )
+        if self._dist is not None:
+            # Every rank must run the same number of steps (each step has collectives): a rank
+            # given other data or other limits would hang the others until the timeout.
+            _distributed.check_agreement(
+                {
+                    "rows": loader.num_samples,
+                    "batch_size": loader.batch_size,
+                    "batches_per_epoch": per_epoch,
+                    "epochs": epochs,
+                    "max_steps": max_steps,
+                    "global_step": self.global_step,
+                    "epoch": self.epoch,
+                    "batch_in_epoch": self._batch_in_epoch,
+                },
+                "fit",
             )
         if self.history and self.history[-1].get("complete") is False:
             self.history.pop()  # that epoch is resumed now
@@ -502,7 +606,12 @@ class Trainer:
                             break
                         tick = time.perf_counter()
         except KeyboardInterrupt:
-            if self.out_dir is not None and last_saved_step != self.global_step:
+            # Saving is collective in a distributed run, and the other ranks may be anywhere.
+            if (
+                self._dist is None
+                and self.out_dir is not None
+                and last_saved_step != self.global_step
+            ):
                 self.save_checkpoint(self.checkpoint_path)
             raise
         finally:
@@ -558,11 +667,27 @@ class Trainer:
         return {k: float(v) / rows for k, v in sums.items()}
 
     # -- checkpoints --------------------------------------------------------------------------
-    def state_dict(self) -> dict[str, Any]:
-        """Everything a resumed run needs (see :mod:`aae_fast.training.checkpoint`)."""
+    def _rank_state(self) -> dict[str, Any]:
+        """What differs between the ranks of a distributed run: the random streams and the sums
+        of the epoch's local losses."""
         cuda_states = None
         if self.device.type == "cuda":
             cuda_states = [s for s in torch.cuda.get_rng_state_all()]
+        return {
+            "torch": torch.get_rng_state(),
+            "cuda": cuda_states,
+            "model": self._model_rng_state(),
+            "epoch_sums": {k: float(v) for k, v in self._epoch_sums.items()},
+        }
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything a resumed run needs (see :mod:`aae_fast.training.checkpoint`).
+
+        In a distributed run this is collective (every rank must call it): it gathers every rank's
+        random states and loss sums under ``rng["ranks"]`` (rank order); the other entries are
+        rank 0's (the same on every rank but the loss sums and random states)."""
+        own = self._rank_state()
+        ranks = _distributed.all_gather_objects(own) if self._dist is not None else None
         return {
             "format": CHECKPOINT_FORMAT,
             "version": CHECKPOINT_VERSION,
@@ -580,19 +705,21 @@ class Trainer:
                 "precision": self.precision,
                 "batch_size": self.batch_size,
                 "drop_last": self.drop_last,
+                "world_size": self.world_size,
                 "history": [dict(h) for h in self.history],
                 "log_history": [dict(h) for h in self.log_history],
-                "epoch_sums": {k: float(v) for k, v in self._epoch_sums.items()},
+                "epoch_sums": own["epoch_sums"],
                 "epoch_time": self._epoch_time,
                 "epoch_samples": self._epoch_samples,
                 "labelled_drawn": self._labelled_drawn,
             },
             "rng": {
-                "torch": torch.get_rng_state(),
-                "cuda": cuda_states,
-                "model": self._model_rng_state(),
+                "torch": own["torch"],
+                "cuda": own["cuda"],
+                "model": own["model"],
                 "loader": self._epoch_loader_state,
                 "labelled_loader": self._labelled_pass_state,
+                "ranks": ranks,
             },
         }
 
@@ -623,11 +750,20 @@ class Trainer:
         return state.detach().clone()
 
     def save_checkpoint(self, path: str | os.PathLike[str] | None = None) -> Path:
-        """Write :meth:`state_dict` atomically to ``path`` (default ``out_dir/checkpoint.pt``)."""
+        """Write :meth:`state_dict` atomically to ``path`` (default ``out_dir/checkpoint.pt``).
+
+        In a distributed run every rank must call it (the state is gathered from all ranks); rank
+        0 writes its ``path`` and the others wait until the file is complete, so that any rank
+        can read it when this returns."""
         path = path if path is not None else self.checkpoint_path
         if path is None:
             raise ValueError("save_checkpoint needs a path (this Trainer has no out_dir)")
-        return save_checkpoint(self.state_dict(), path)
+        state = self.state_dict()
+        if self.rank == 0:
+            path = save_checkpoint(state, path)
+        if self._dist is not None:
+            _distributed.barrier()
+        return Path(path)
 
     def load_checkpoint(self, path: str | os.PathLike[str]) -> Trainer:
         """Restore model, optimisers, schedulers, scaler, counters, history and random states from a
@@ -638,12 +774,23 @@ class Trainer:
             raise ValueError(
                 f"checkpoint: {path} holds a {state['model_class']}, but the model is a {expected}"
             )
+        t = state["trainer"]
+        saved_world = int(t.get("world_size", 1))
+        if saved_world != self.world_size:
+            raise ValueError(
+                f"checkpoint: {path} was written by a run of {saved_world} process(es), but this "
+                f"run has {self.world_size}: resume with the same number of processes (the data "
+                "shards and every rank's random streams depend on it). To start a new run from "
+                "its weights, load them instead: "
+                "model.load_state_dict(aae_fast.training.load_checkpoint(path)['model'])"
+            )
         self.model.load_state_dict(state["model"])
         self._load_named(state["optimizers"], self.optimizers, "optimizers", path)
         self._load_named(state["schedulers"], self.schedulers, "schedulers", path)
         if self._amp.scaler is not None and state.get("scaler") is not None:
             self._amp.scaler.load_state_dict(state["scaler"])
-        t = state["trainer"]
+        rng = state["rng"]
+        own = rng if rng.get("ranks") is None else rng["ranks"][self.rank]
         self.epoch = int(t["epoch"])
         self.global_step = int(t["global_step"])
         self._batch_in_epoch = int(t["batch_in_epoch"])
@@ -651,19 +798,18 @@ class Trainer:
         self.log_history = [dict(h) for h in t.get("log_history", [])]
         self._epoch_sums = {
             k: torch.tensor(v, dtype=torch.float32, device=self.device)
-            for k, v in t["epoch_sums"].items()
+            for k, v in own.get("epoch_sums", t["epoch_sums"]).items()
         }
         self._epoch_time = float(t["epoch_time"])
         self._epoch_samples = int(t["epoch_samples"])
         self._labelled_drawn = int(t.get("labelled_drawn", 0))
         self._interval_sums, self._interval_steps = {}, 0
-        rng = state["rng"]
-        torch.set_rng_state(rng["torch"].cpu())
-        if rng.get("cuda") is not None and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all([s.cpu() for s in rng["cuda"]])
+        torch.set_rng_state(own["torch"].cpu())
+        if own.get("cuda") is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all([s.cpu() for s in own["cuda"]])
         methods = self._model_rng_methods()
-        if methods is not None and rng.get("model") is not None:
-            methods[1](rng["model"])
+        if methods is not None and own.get("model") is not None:
+            methods[1](own["model"])
         # The optimisers' state tensors were replaced: a captured graph would update the old ones.
         self._graph, self._run_signature, self._run_length = None, None, 0
         self._epoch_loader_state = _cpu_state(rng.get("loader"))
@@ -697,6 +843,12 @@ class Trainer:
 
     def _make_loader(self, data) -> TensorLoader:
         if isinstance(data, TensorLoader):
+            if data.num_replicas != self.world_size:
+                raise ValueError(
+                    f"train_data: the TensorLoader is sharded over {data.num_replicas} replica(s) "
+                    f"but the run has {self.world_size} rank(s); build it with "
+                    f"num_replicas={self.world_size}, rank={self.rank}, or pass the data itself"
+                )
             return data
         if isinstance(data, ArrayDataset):
             data = data.tensors
@@ -707,6 +859,8 @@ class Trainer:
             drop_last=self.drop_last,
             seed=self.seed,
             device=self.device,
+            num_replicas=self.world_size,
+            rank=self.rank,
         )
 
     def _epoch_batches(self, loader: TensorLoader):
@@ -864,9 +1018,22 @@ class Trainer:
         self._interval_steps += 1
         self._epoch_samples += rows
 
+    def _across_ranks(self, sums: Mapping[str, torch.Tensor], *extra: float) -> tuple[dict, list]:
+        """``sums`` (and the ``extra`` numbers) averaged over the ranks: one collective in a
+        distributed run (every rank reaches it at the same step), the values themselves otherwise.
+        Returns ``({key: float}, [extra floats])``."""
+        keys = list(sums)  # insertion order: the model's, the same on every rank
+        if self._dist is None:
+            return {k: float(sums[k]) for k in keys}, [float(e) for e in extra]
+        values = [sums[k] for k in keys]
+        values += [torch.tensor(float(e), device=self.device) for e in extra]
+        floats = [float(v) for v in _distributed.all_reduce_mean(values, self.world_size)]
+        return dict(zip(keys, floats[: len(keys)])), floats[len(keys) :]
+
     def _log(self, bar) -> None:
         steps = max(self._interval_steps, 1)
-        means = {k: float(v) / steps for k, v in self._interval_sums.items()}
+        totals, _ = self._across_ranks(self._interval_sums)
+        means = {k: v / steps for k, v in totals.items()}
         self.log_history.append({"step": self.global_step, "epoch": self.epoch, **means})
         self._interval_sums, self._interval_steps = {}, 0
         if bar is not None:
@@ -876,11 +1043,11 @@ class Trainer:
     def _epoch_entry(self, val_data, complete: bool) -> dict[str, Any]:
         steps = max(self._batch_in_epoch, 1)
         entry: dict[str, Any] = {"epoch": self.epoch + 1, "step": self.global_step}
-        entry.update({k: float(v) / steps for k, v in self._epoch_sums.items()})
+        totals, (samples,) = self._across_ranks(self._epoch_sums, self._epoch_samples)
+        entry.update({k: v / steps for k, v in totals.items()})
+        samples *= self.world_size  # every rank's rows
         entry["time_s"] = self._epoch_time
-        entry["samples_per_s"] = (
-            self._epoch_samples / self._epoch_time if self._epoch_time > 0 else 0.0
-        )
+        entry["samples_per_s"] = samples / self._epoch_time if self._epoch_time > 0 else 0.0
         if val_data is not None:
             entry.update({f"val_{k}": v for k, v in self.evaluate(val_data).items()})
         entry["complete"] = complete
@@ -900,8 +1067,9 @@ class Trainer:
     @contextlib.contextmanager
     def _interrupt_guard(self):
         """Defer Ctrl-C to the end of the current step (so the checkpoint is consistent); a second
-        Ctrl-C raises at once. Only in the main thread, where signal handlers can be set."""
-        if threading.current_thread() is not threading.main_thread():
+        Ctrl-C raises at once. Only in the main thread, where signal handlers can be set, and not in
+        a distributed run (the ranks would stop after different steps)."""
+        if self._dist is not None or threading.current_thread() is not threading.main_thread():
             yield
             return
         previous = signal.getsignal(signal.SIGINT)
