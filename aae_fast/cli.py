@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -52,7 +53,8 @@ def _add_train(sub) -> None:
     p.add_argument("--clusters", type=_positive_int, default=None, help="clusters (clustering; default 16)")
     p.add_argument("--latent-dim", type=_positive_int, default=None, help="style code size (variant's default)")
     p.add_argument("--hidden", type=_widths, default=[1000, 1000], help="hidden widths, e.g. 1000,1000")
-    p.add_argument("--batch-size", type=_positive_int, default=100)
+    p.add_argument("--batch-size", type=_positive_int, default=100,
+                   help="rows per step; under torchrun, per process (global batch = B x processes)")
     p.add_argument("--epochs", type=_positive_int, default=None, help="epochs (default 1 unless --max-steps)")
     p.add_argument("--max-steps", type=_positive_int, default=None, help="stop after this many steps")
     p.add_argument("--optimizer", choices=["adam", "sgd"], default="adam",
@@ -68,6 +70,9 @@ def _add_train(sub) -> None:
     p.add_argument("--out", type=Path, default=Path("runs/default"), help="output directory")
     p.add_argument("--resume", type=Path, default=None, help="checkpoint to continue from")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--dist-timeout", type=_positive_int, default=600, metavar="SECONDS",
+                   help="under torchrun: seconds a process waits for the others in a collective "
+                        "before it fails (a dead peer stops the job instead of hanging it)")
     p.set_defaults(func=_cmd_train)
 
 
@@ -84,12 +89,22 @@ def _cmd_train(args) -> int:
     if args.resume is not None and not args.resume.is_file():
         raise SystemExit(f"aae-fast train: --resume {args.resume}: no such checkpoint file")
     from .data import IDXFormatError
+    from .training.distributed import env_world_size
 
+    run = train
+    if env_world_size() > 1:
+        # Under torchrun: a failing process writes its traceback where the launcher reports it
+        # as the job's root cause (instead of the other ranks' "peer closed" errors).
+        from torch.distributed.elastic.multiprocessing.errors import record
+
+        run = record(train)
     try:
-        metrics = train(config, args.out, resume=args.resume, progress=not args.quiet)
+        metrics = run(config, args.out, resume=args.resume, progress=not args.quiet,
+                      dist_timeout=args.dist_timeout)
     except (FileNotFoundError, IDXFormatError) as exc:  # data the user pointed at: say what and where
         raise SystemExit(f"aae-fast train: {exc}") from None
-    _print_final(metrics["final"], args.out)
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, rank 0 reports
+        _print_final(metrics["final"], args.out)
     return 0
 
 
@@ -208,19 +223,43 @@ def _add_bench(sub) -> None:
 
     p = sub.add_parser(
         "bench",
-        help="run the benchmark suite and write benchmarks/results/<device>-<date>.json",
-        description="Run the pytest-benchmark suite (aae_fast vs the eager reference and torch.compile).",
+        help="run the benchmark suite; write results JSON, a Markdown report and plots",
+        description=(
+            "Run the pytest-benchmark suite (aae_fast vs the eager reference and torch.compile) and "
+            "write OUT/<device>-<date>.json (every figure and the machine), <device>-<date>.md (the "
+            "report: training throughput, op tables, the fast-training targets judged from the "
+            "data) and <device>-<date>-throughput.png / -peak.png."
+        ),
     )
     p.add_argument("--suite", type=Path, default=default_suite(), help="benchmark directory")
     p.add_argument("--out", type=Path, default=None, help="results directory (default: SUITE/results)")
     p.add_argument("-k", dest="select", default=None, help="pytest -k expression to select benchmarks")
+    p.add_argument("--quick", action="store_true",
+                   help="smoke run: small sizes, few rounds, no torch.compile case (about a minute "
+                        "on 2 CPU cores); files get a -quick suffix")
+    p.add_argument("--report-only", type=Path, default=None, metavar="PATH.json",
+                   help="run nothing: rebuild the Markdown report and the plots beside PATH.json")
+    p.add_argument("--quiet", action="store_true", help="no progress line per case")
     p.set_defaults(func=_cmd_bench)
 
 
 def _cmd_bench(args) -> int:
-    from .benchreport import run_suite
+    from .benchreport import build_report, run_suite
 
-    run_suite(args.suite, args.out or args.suite / "results", select=args.select)
+    if args.report_only is not None:
+        if not args.report_only.is_file():
+            raise SystemExit(f"aae-fast bench: --report-only {args.report_only}: no such file")
+        try:
+            paths = build_report(args.report_only)
+        except (ValueError, KeyError) as exc:
+            raise SystemExit(f"aae-fast bench: --report-only {args.report_only}: {exc}") from None
+        print("wrote " + ", ".join(str(paths[k]) for k in ("markdown", "throughput", "peak")))
+        return 0
+    try:
+        run_suite(args.suite, args.out or args.suite / "results", select=args.select,
+                  quick=args.quick, progress=not args.quiet)
+    except (FileNotFoundError, RuntimeError) as exc:
+        raise SystemExit(f"aae-fast bench: {exc}") from None
     return 0
 
 

@@ -3,6 +3,12 @@
 Every timed call synchronises the device inside the timed function, so GPU times are real. Results
 carry throughput and peak memory in `extra_info`; `aae-fast bench` writes them to
 benchmarks/results/.
+
+Quick mode (`AAE_FAST_BENCH_QUICK=1`, set by `aae-fast bench --quick`): a smoke-sized run of the
+same suite. Collection keeps only the cheap cases (`quick_keeps`: no torch.compile implementation,
+batch 100 and fp32 at most, one layer and one activation of linear_act, the smallest
+reparameterisation shape) and `run_timed` caps the rounds and warm-up calls (QUICK_ROUNDS,
+QUICK_WARMUP). Its numbers are a smoke test, not results.
 """
 
 import os
@@ -10,6 +16,11 @@ import resource
 
 import pytest
 import torch
+
+#: Quick mode (module docstring): set by `aae-fast bench --quick`.
+QUICK = os.environ.get("AAE_FAST_BENCH_QUICK", "").strip() not in ("", "0")
+QUICK_ROUNDS = 3
+QUICK_WARMUP = 1
 
 if not torch.cuda.is_available():
     # Triton kernels can only run under the interpreter here; benchmarks never time them on CPU.
@@ -33,7 +44,10 @@ def peak_rss_bytes() -> int:
 
 
 def run_timed(benchmark, fn, device: torch.device, rounds: int = 15, warmup: int = 3):
-    """Times fn() with a device sync inside the timed call; records peak memory in extra_info."""
+    """Times fn() with a device sync inside the timed call; records peak memory in extra_info.
+    Quick mode caps `rounds` and `warmup` (QUICK_ROUNDS, QUICK_WARMUP)."""
+    if QUICK:
+        rounds, warmup = min(rounds, QUICK_ROUNDS), min(warmup, QUICK_WARMUP)
 
     def call():
         out = fn()
@@ -66,6 +80,41 @@ def record_throughput(benchmark, items: int, nbytes: int = 0, flops: int = 0, un
         benchmark.extra_info["bytes_per_s"] = nbytes / median
     if flops:
         benchmark.extra_info["gflops_per_s"] = flops / median / 1e9
+
+
+def quick_keeps(params: dict) -> bool:
+    """Whether quick mode keeps a case, from its parameters (pytest's callspec.params): no
+    torch.compile implementation (compiling costs seconds to tens of seconds a case), batch 100 at
+    most, fp32 only, linear_act at 1000->1000 with relu only, reparameterisation at [100, 8] only."""
+    impl = params.get("impl")
+    if isinstance(impl, str) and "compile" in impl:
+        return False
+    batch = params.get("batch")
+    if isinstance(batch, int) and batch > 100:
+        return False
+    precision = params.get("precision")
+    if precision is not None and precision != "fp32":
+        return False
+    if params.get("layer", (1000, 1000)) != (1000, 1000):
+        return False
+    if params.get("activation", "relu") != "relu":
+        return False
+    if params.get("shape", (100, 8)) != (100, 8):
+        return False
+    return True
+
+
+def pytest_collection_modifyitems(config, items):
+    """Quick mode: deselect every case `quick_keeps` rejects."""
+    if not QUICK:
+        return
+    kept, dropped = [], []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        (kept if quick_keeps(callspec.params if callspec else {}) else dropped).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
 
 
 @pytest.fixture
