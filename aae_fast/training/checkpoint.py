@@ -10,10 +10,12 @@ A checkpoint is a dict (see :meth:`aae_fast.training.Trainer.state_dict`)::
     optimizers   {phase: optimizer.state_dict()}
     schedulers   {phase: scheduler.state_dict()}
     scaler       GradScaler.state_dict() or None
-    trainer      epoch, global_step, batch_in_epoch, seed, precision, batch_size, history, ...
+    trainer      epoch, global_step, batch_in_epoch, seed, precision, batch_size, history,
+                 world_size (processes of a torch.distributed run; resuming needs the same), ...
     rng          torch CPU / CUDA generator states, the data loaders' generator states, and under
                  "model" the model's own counter-based stream ([seed, offset] of a fused model;
-                 None for the reference)
+                 None for the reference); in a distributed run, "ranks" holds every rank's
+                 states (gathered to rank 0, which writes the file) and each rank restores its own
 
 Only tensors, numbers, strings, lists, tuples, dicts and None are stored, so ``torch.load(...,
 weights_only=True)`` reads it: loading a checkpoint never runs code from the file.
