@@ -19,6 +19,7 @@ from .models import (
     SemiSupervisedAAE,
     SupervisedAAE,
 )
+from .accelerate import accelerate
 from .random import PhiloxGenerator
 from .training import Trainer
 
@@ -75,6 +76,7 @@ __all__ = [
     "DimReductionAAE",
     "SemiSupervisedAAE",
     "SupervisedAAE",
+    "accelerate",
     "backend_info",
     "models",
     "nn",

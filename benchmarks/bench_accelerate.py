@@ -1,0 +1,77 @@
+"""af.accelerate (issue 10, route 1) on code users already have: the plain user-written AAE of
+benchmarks/user_aae.py at the paper's sizes (encoder 784-1000-1000-8, mirrored decoder,
+discriminator 8-1000-1000-1), one training step of its three phases (reconstruction, discriminator,
+generator: three optimiser steps) at batch 100 and 1000, fp32, with a device sync inside the timed
+call. Implementations (the first part of the case id, so that `aae-fast bench` reports each one's
+speed-up over `eager` per group):
+
+    eager                the user's code as it is
+    accelerated          the same code after `af.accelerate(model)`: each Linear + ReLU of the three
+                         networks is one fused layer (the last Linear of each stays nn.Linear)
+    compile              the user's networks compiled in place (each `forward`, fullgraph)
+    accelerated_compile  accelerate, then compile the same way
+
+The compile cases are timed runs only (compiling takes tens of seconds on a CPU); a compile failure
+on the machine skips its case. extra_info: samples_per_s, swapped (fused layers).
+
+    pytest benchmarks/bench_accelerate.py --benchmark-only [-k b100]
+    pytest benchmarks/bench_accelerate.py --benchmark-disable   # smoke: each case once, untimed
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import aae_fast as af
+from conftest import bench_device, record_throughput, run_timed, synchronize
+from user_aae import UserAAE, make_optimizers, train_step
+
+DEVICE = bench_device()
+ON_GPU = DEVICE.type == "cuda"
+IMPLS = ("eager", "accelerated", "compile", "accelerated_compile")
+BATCHES = [100, 1000] + ([8192] if ON_GPU else [])
+ROUNDS = {100: 50, 1000: 30, 8192: 20} if ON_GPU else {100: 20, 1000: 8}
+
+
+def compile_in_place(net: torch.nn.Module) -> None:
+    """Compile ``net``'s forward (fullgraph), the module and its parameters unchanged. Not
+    ``net.compile()``: for an nn.Sequential of torch.nn modules Dynamo finds no frame of its own to
+    compile (see bench_training.compile_in_place)."""
+    net.forward = torch.compile(net.forward, fullgraph=True)
+
+
+def make_case(impl: str, batch: int, device: torch.device):
+    torch.manual_seed(0)
+    model = UserAAE().to(device)
+    opts = make_optimizers(model)  # built before accelerate, as a user's would be
+    swapped = 0
+    if impl.startswith("accelerated"):
+        af.accelerate(model)
+        swapped = len(model.aae_fast_report.swapped)
+    if impl.endswith("compile"):
+        torch._dynamo.reset()
+        for net in (model.encoder, model.decoder, model.discriminator):
+            compile_in_place(net)
+    x = torch.rand(batch, 784, generator=torch.Generator().manual_seed(batch)).to(device)
+    return (lambda: train_step(model, opts, x)), swapped
+
+
+@pytest.mark.parametrize("batch", BATCHES)
+@pytest.mark.parametrize("impl", IMPLS)
+def test_user_aae_step(benchmark, impl, batch):
+    benchmark.group = f"user AAE step B={batch} fp32"
+    if "compile" in impl and benchmark.disabled:
+        pytest.skip("compile cases are timed runs only (torch.compile takes tens of seconds)")
+    step, swapped = make_case(impl, batch, DEVICE)
+    if "compile" in impl:
+        try:
+            step()  # compiles here: a failure on this machine skips the case
+            synchronize(DEVICE)
+        except Exception as exc:  # noqa: BLE001 (inductor raises many kinds)
+            pytest.skip(f"{impl} failed on {DEVICE}: {type(exc).__name__}: {str(exc)[:300]}")
+    warmup = 0 if benchmark.disabled else 3
+    losses = run_timed(benchmark, step, DEVICE, rounds=ROUNDS[batch], warmup=warmup)
+    assert all(torch.isfinite(v).item() for v in losses.values())
+    benchmark.extra_info["swapped"] = swapped
+    record_throughput(benchmark, batch)
