@@ -14,18 +14,7 @@ from torch import nn
 from ..ops import linear_act
 from ..ops.linear_act import ACTIVATIONS
 
-__all__ = ["FusedLinear", "autocast_dtype"]
-
-
-def autocast_dtype(device_type: str) -> torch.dtype | None:
-    """The dtype ``torch.autocast`` asks for on ``device_type``, or None when autocast is off.
-
-    Custom ops are not on autocast's op lists, so the fused modules apply its policy for a linear
-    layer themselves: inputs and weights in the autocast dtype, accumulation in fp32 (inside the
-    op), gradients flowing back to the fp32 master weights through the cast."""
-    if torch.is_autocast_enabled(device_type):
-        return torch.get_autocast_dtype(device_type)
-    return None
+__all__ = ["FusedLinear"]
 
 
 class FusedLinear(nn.Module):
@@ -95,13 +84,12 @@ class FusedLinear(nn.Module):
         return fused
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[-1] != self.in_features:
-            raise ValueError(
-                f"x must have shape [*, {self.in_features}] (in_features), got {list(x.shape)}"
-            )
         weight, bias = self.weight, self.bias
-        dtype = autocast_dtype(x.device.type)
-        if dtype is not None:
+        # Custom ops are not on autocast's op lists, so apply its policy for a linear layer here:
+        # inputs and weights in the autocast dtype, fp32 accumulation inside the op, gradients
+        # back to the fp32 master weights through the casts.
+        if torch.is_autocast_enabled(x.device.type):
+            dtype = torch.get_autocast_dtype(x.device.type)
             x, weight = x.to(dtype), weight.to(dtype)
             bias = None if bias is None else bias.to(dtype)
         elif x.dtype != weight.dtype:
@@ -109,8 +97,16 @@ class FusedLinear(nn.Module):
                 f"x must have the weight's dtype {weight.dtype} (or run under torch.autocast), "
                 f"got {x.dtype}"
             )
+        if x.dim() == 2 and x.shape[1] == self.in_features:  # the hot path: no reshapes
+            return linear_act(x, weight, bias, self.activation, self.negative_slope)
+        if x.dim() == 0 or x.shape[-1] != self.in_features:
+            raise ValueError(
+                f"x must have shape [*, {self.in_features}] (in_features), got {list(x.shape)}"
+            )
         lead = x.shape[:-1]
-        y = linear_act(x.reshape(-1, self.in_features), weight, bias, self.activation, self.negative_slope)
+        y = linear_act(
+            x.reshape(-1, self.in_features), weight, bias, self.activation, self.negative_slope
+        )
         return y.reshape(*lead, self.out_features)
 
     def extra_repr(self) -> str:
