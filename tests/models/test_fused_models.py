@@ -121,16 +121,44 @@ def test_bf16_autocast_steps_track_the_reference_under_autocast(name):
         assert p.dtype == torch.float32  # fp32 master weights
 
 
-def test_compiled_networks_take_the_reference_steps():
-    reference, model = make_twins("aae-gaussian")
+def _compiled_twins(name, backend):
+    from aae_fast.training.trainer import _compile_module  # what Trainer(compile=True) does
+
+    reference, model = make_twins(name)
     share_noise(reference, model)
     keys = list(model.state_dict())
-    for net in (model.encoder, model.decoder, model.discriminator):
-        net.compile(fullgraph=True, backend="aot_eager")
+    for child in model.children():
+        if next(child.parameters(), None) is not None:
+            _compile_module(child, {"fullgraph": True, "backend": backend, "isolate_recompiles": True})
     assert list(model.state_dict()) == keys
+    return reference, model
+
+
+def _assert_same_steps(reference, model, name, steps):
     ref_opt, opt = reference.configure_optimizers(), model.configure_optimizers()
-    for batch in batches("aae-gaussian", 4):
+    for step, batch in enumerate(batches(name, steps)):
         expected = reference.training_step(batch, ref_opt)
         actual = model.training_step(batch, opt)
         for key in expected:
-            torch.testing.assert_close(actual[key], expected[key], rtol=2e-4, atol=2e-5)
+            torch.testing.assert_close(
+                actual[key], expected[key], rtol=2e-4, atol=2e-5, msg=lambda m: f"step {step} {key}: {m}"
+            )
+    ref_params = dict(reference.named_parameters())
+    for key, p in model.named_parameters():
+        torch.testing.assert_close(p, ref_params[key], rtol=2e-4, atol=2e-5)
+
+
+@pytest.mark.parametrize("name", sorted(VARIANTS))
+def test_compiled_fused_networks_take_the_reference_steps(name):
+    """Every variant, its networks through torch.compile(fullgraph=True) (Dynamo + AOTAutograd
+    around the custom ops, the aot_eager backend), 20 steps equal to the eager reference's."""
+    torch._dynamo.reset()
+    reference, model = _compiled_twins(name, "aot_eager")
+    _assert_same_steps(reference, model, name, 20)
+
+
+@pytest.mark.slow
+def test_inductor_compiled_fused_networks_take_the_reference_steps():
+    torch._dynamo.reset()
+    reference, model = _compiled_twins("aae-gaussian", "inductor")
+    _assert_same_steps(reference, model, "aae-gaussian", 5)
