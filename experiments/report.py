@@ -1,0 +1,115 @@
+"""Print the result tables of RESULTS.md from the experiments' summary.json files (every number in
+the tables comes from a run's metrics.json, through its summary).
+
+    python experiments/report.py --runs /tmp/aae_exp
+
+--runs holds the --out roots of the `short` runs: parzen-mnist, parzen-fashion, semi-mnist,
+semi-fashion, clustering, dimred, qualitative (missing ones are skipped).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402
+
+PAPER_SEMI = {"100": "1.90 ± 0.10", "1000": "1.60 ± 0.08", "all": "0.85 ± 0.02"}
+PAPER_CLUSTERS = {16: "9.55", 30: "4.10"}
+
+
+def _runs(root: Path, name: str) -> list[dict]:
+    path = root / name / "summary.json"
+    return json.loads(path.read_text())["runs"] if path.is_file() else []
+
+
+def _table(header: list[str], rows: list[list]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(common._fmt(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min"
+
+
+def overview(root: Path) -> str:
+    """One line per claim of the paper: its number, ours (MNIST split unless said), the steps."""
+    rows = []
+    for r in _runs(root, "parzen-mnist"):
+        rows.append(["Parzen log-likelihood, 8-D code (nats)", "340 ± 2",
+                     f"{r['parzen_log_likelihood']:.0f} ± {r['parzen_sem']:.0f}", r["steps"]])
+    semi: dict[str, list[dict]] = {}
+    for r in _runs(root, "semi-mnist"):
+        semi.setdefault(r["labels"], []).append(r)
+    for labels, rs in semi.items():
+        mean, std = common.mean_std([100 * r["test_error"] for r in rs])
+        ours = f"{mean:.2f}" + (f" ± {std:.2f} ({len(rs)} seeds)" if len(rs) > 1 else " (1 seed)")
+        rows.append([f"semi-supervised error, {labels} labels (%)", PAPER_SEMI[labels], ours, rs[0]["steps"]])
+    for r in _runs(root, "clustering"):
+        rows.append([f"clustering error, {r['clusters']} clusters (%)", PAPER_CLUSTERS.get(r["clusters"], "—"),
+                     f"{100 * r['test_error']:.2f}", r["steps"]])
+    for r in _runs(root, "dimred"):
+        rows.append([f"2-D dimensionality reduction, {r['mode']} error (%)", "(Figure 9)",
+                     f"{100 * r['test_error']:.2f}", r["steps"]])
+    return _table(["claim (MNIST)", "paper", "ours (MNIST 8,000/2,000 split, short budget)", "steps"], rows)
+
+
+def report(root: Path) -> str:
+    out = ["### 0. At a glance\n\n" + overview(root)]
+    rows = []
+    for name in ("parzen-mnist", "parzen-fashion"):
+        for r in _runs(root, name):
+            paper = "340 ± 2 (full MNIST, 10,000 test images)" if r["data_set"] == "mnist" else "— (not in the paper)"
+            rows.append([r["data"], paper, f"{r['parzen_log_likelihood']:.0f} ± {r['parzen_sem']:.0f}",
+                         f"{r['parzen_sigma']:.3f}", f"{r['reconstruction_loss']:.1f}", r["steps"],
+                         _minutes(r["train_time_s"]), _minutes(r["wall_s"])])
+    out.append("### 1. Parzen log-likelihood\n\n" + _table(
+        ["data", "paper (nats)", "ours (nats, ± s.e.)", "sigma", "test BCE (nats)", "steps", "train", "wall"], rows))
+
+    groups: dict[tuple, list[dict]] = {}
+    for name in ("semi-mnist", "semi-fashion"):
+        for r in _runs(root, name):
+            groups.setdefault((r["data"], r["labels"]), []).append(r)
+    rows = []
+    for (data, labels), rs in groups.items():
+        errors = [100 * r["test_error"] for r in rs]
+        mean, std = common.mean_std(errors)
+        paper = PAPER_SEMI[labels] if data.startswith("mnist") else "—"
+        rows.append([data, labels, paper, f"{mean:.2f}" + ("" if len(rs) == 1 else f" ± {std:.2f}"),
+                     ", ".join(f"{e:.2f}" for e in errors), rs[0]["steps"],
+                     ", ".join(_minutes(r["wall_s"]) for r in rs)])
+    out.append("### 2. Semi-supervised classification error (%)\n\n" + _table(
+        ["data", "labels", "paper (MNIST)", "ours: mean ± std", "per seed", "steps per run", "wall per run"], rows))
+
+    rows = [[r["data"], r["clusters"], PAPER_CLUSTERS.get(r["clusters"], "—") if r["data_set"] == "mnist" else "—",
+             f"{100 * r['test_error']:.2f}", r["steps"], _minutes(r["wall_s"])] for r in _runs(root, "clustering")]
+    out.append("### 3. Unsupervised clustering error (%)\n\n" + _table(
+        ["data", "clusters", "paper (MNIST)", "ours", "steps", "wall"], rows))
+
+    rows = [[r["data"], r["mode"], f"{100 * r['test_error']:.2f}", f"{r['reconstruction_loss']:.1f}", r["steps"],
+             _minutes(r["wall_s"])] for r in _runs(root, "dimred")]
+    out.append("### 4. Dimensionality reduction to 2-D\n\n" + _table(
+        ["data", "mode", "error % (ours)", "test BCE", "steps", "wall"], rows))
+
+    rows = [[r["run"], f"{r['reconstruction_loss']:.1f}",
+             f"{100 * r['test_error']:.1f}" if "test_error" in r else "—", r["steps"], _minutes(r["wall_s"])]
+            for r in _runs(root, "qualitative")]
+    out.append("### 5. Qualitative runs\n\n" + _table(
+        ["run", "test BCE", "nearest-component error % (label-conditioned)", "steps", "wall"], rows))
+    return "\n\n".join(out) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--runs", type=Path, required=True)
+    args = p.parse_args(argv)
+    print(report(args.runs))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
