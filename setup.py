@@ -24,7 +24,8 @@ def _extension_modules():
     def rel(pattern):
         return sorted(os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, pattern)))
 
-    sources = rel("csrc/ops.cpp") + rel("csrc/cpu/*.cpp")
+    # csrc/autograd: the C++ Autograd kernels (any device), built with the CPU kernels.
+    sources = rel("csrc/ops.cpp") + rel("csrc/cpu/*.cpp") + rel("csrc/autograd/*.cpp")
     debug = os.environ.get("AAE_FAST_DEBUG", "0") == "1"
     cxx_flags = ["-O0", "-g"] if debug else ["-O3"]
     # at::parallel_for inlines its OpenMP region into our code: without -fopenmp it runs serially.

@@ -2,7 +2,9 @@
 
 Loading never crashes `import aae_fast`: when `_C` is missing or fails to load, the library's
 schemas are defined from Python (`aae_fast._schemas`) and each op registers its documented
-pure-PyTorch composite instead; a single warning says so and `backend_info()` reports it.
+pure-PyTorch composite instead; a single warning says so and `backend_info()` reports it. Likewise
+for autograd: the differentiable ops' C++ Autograd kernels (csrc/autograd/) come with `_C`, and
+their Python formulas (`register_autograd` below) are registered only where `_C` has none.
 
 Environment:
   AAE_FAST_DISABLE_EXT=1   do not load `_C` even if it is built (forces the composite fallback)
@@ -30,6 +32,10 @@ class ExtensionStatus:
     # Ops whose CPU / CUDA kernels come from _C, read at load time (before any Python registration).
     compiled_cpu: frozenset = frozenset()
     compiled_cuda: frozenset = frozenset()
+    # Ops whose autograd formula is _C's C++ Autograd kernel (csrc/autograd/), read at load time;
+    # and ops whose formula was registered from Python (torch.library.register_autograd) instead.
+    compiled_autograd: frozenset = frozenset()
+    python_autograd: set = field(default_factory=set)
     # Ops registered with a Triton launcher for CUDA tensors, and with a composite.
     triton_ops: set = field(default_factory=set)
     composite_cpu: set = field(default_factory=set)
@@ -65,6 +71,7 @@ def _load() -> ExtensionStatus:
     if status.error is None:
         status.compiled_cpu = frozenset(op for op in SCHEMAS if _has_kernel(op, "CPU"))
         status.compiled_cuda = frozenset(op for op in SCHEMAS if _has_kernel(op, "CUDA"))
+        status.compiled_autograd = frozenset(op for op in SCHEMAS if _has_kernel(op, "Autograd"))
         status.cpu_ext = bool(status.compiled_cpu)
         status.cuda_ext = bool(status.compiled_cuda)
         return status
@@ -113,6 +120,32 @@ def cpu_backend(op: str) -> str | None:
     if op in STATUS.compiled_cpu:
         return "cpp"
     return "composite" if op in STATUS.composite_cpu else None
+
+
+def autograd_backend(op: str) -> str | None:
+    """Which autograd formula differentiates `op`: "cpp" (_C's C++ Autograd kernel), "python"
+    (torch.library.register_autograd), or None (not differentiable)."""
+    if op in STATUS.compiled_autograd:
+        return "cpp"
+    if op in STATUS.python_autograd or _has_kernel(op, "Autograd"):
+        return "python"
+    return None
+
+
+def register_autograd(op: str, backward, setup_context) -> None:
+    """Registers the Python autograd formula of `op` only where _C has no C++ Autograd kernel for it.
+
+    _C's kernel (csrc/autograd/) implements the same formula without the Python layer: it saves what
+    `setup_context` saves and calls the same `<op>_backward` op; it skips the autograd node
+    altogether when no gradient can flow (no_grad, or no input requires grad), and it rejects
+    forward-mode (dual) inputs, whose tangent the Python formula silently drops. Registering the
+    Python formula over it would replace it, so it is registered only when the extension is not
+    built, is disabled (AAE_FAST_DISABLE_EXT=1) or predates the C++ kernel.
+    """
+    if op in STATUS.compiled_autograd:
+        return
+    torch.library.register_autograd(f"{LIBRARY}::{op}", backward, setup_context=setup_context)
+    STATUS.python_autograd.add(op)
 
 
 def register_python_kernels(composites: dict, triton: dict | None = None) -> None:

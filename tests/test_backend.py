@@ -11,6 +11,11 @@ import torch
 import aae_fast as af
 from aae_fast._schemas import SCHEMAS
 
+# Ops whose autograd formula the extension implements in C++ (csrc/autograd/); other
+# differentiable ops (gaussian_reparameterize, ...) keep their Python formula
+# (torch.library.register_autograd), and the backward ops and samplers have none.
+CPP_AUTOGRAD_OPS = {"linear_act", "adversarial_d_loss", "adversarial_g_loss", "reconstruction_loss"}
+
 
 def test_backend_info_reports_extension_and_triton():
     info = af.backend_info()
@@ -27,6 +32,13 @@ def test_backend_info_reports_extension_and_triton():
             assert info["ops"][name]["cuda"] in ("cuda", "triton")
         else:
             assert info["ops"][name]["cuda"] is None
+        if name in CPP_AUTOGRAD_OPS:
+            assert info["ops"][name]["autograd"] == "cpp", name
+        elif name.endswith("_backward") or name.startswith("sample_") or name == "parzen_log_likelihood":
+            assert info["ops"][name]["autograd"] is None, name
+        else:
+            assert info["ops"][name]["autograd"] in ("python", None), name
+    assert info["ops"]["gaussian_reparameterize"]["autograd"] == "python"
 
 
 @pytest.mark.parametrize("name", sorted(SCHEMAS))
@@ -65,6 +77,9 @@ def test_pure_pytorch_fallback_when_extension_disabled():
     assert out["cpu_ext"] is False
     assert "AAE_FAST_DISABLE_EXT" in out["error"]
     assert all(v["cpu"] == "composite" for v in out["ops"].values())
+    # Without _C every differentiable op falls back to its Python autograd formula.
+    for name in CPP_AUTOGRAD_OPS | {"gaussian_reparameterize"}:
+        assert out["ops"][name]["autograd"] == "python", name
     assert len(out["warnings"]) == 1, out["warnings"]
     # The composite draws the same stream as the C++ kernels.
     g = af.PhiloxGenerator(seed=7)

@@ -105,6 +105,7 @@ def _grad_like(grad, t):
 
 # ----------------------------------------------------------------------------------------------
 # Autograd: the backward is its own op; only the logits whose gradient is needed are saved.
+# Mirrored by csrc/autograd/adversarial_loss.cpp: keep the two in step.
 
 
 def _d_setup_context(ctx, inputs, output):
@@ -135,12 +136,10 @@ def _g_backward(ctx, grad):
     return _G_LOSS_BACKWARD(grad, fake_logits)
 
 
-torch.library.register_autograd(
-    "aae_fast::adversarial_d_loss", _d_backward, setup_context=_d_setup_context
-)
-torch.library.register_autograd(
-    "aae_fast::adversarial_g_loss", _g_backward, setup_context=_g_setup_context
-)
+# The C++ Autograd kernels (csrc/autograd/adversarial_loss.cpp) implement these formulas when the
+# extension is built; these serve the pure-PyTorch fallback.
+_backend.register_autograd("adversarial_d_loss", _d_backward, _d_setup_context)
+_backend.register_autograd("adversarial_g_loss", _g_backward, _g_setup_context)
 
 
 # ----------------------------------------------------------------------------------------------

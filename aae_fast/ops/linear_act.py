@@ -144,6 +144,7 @@ def _grad_shapes(y, x, weight, output_mask, make):
 
 # ----------------------------------------------------------------------------------------------
 # Autograd: the backward is its own op; x is saved only for weight's gradient, weight only for x's.
+# Mirrored by csrc/autograd/linear_act.cpp: keep the two in step.
 
 
 def _setup_context(ctx, inputs, output):
@@ -170,7 +171,9 @@ def _backward(ctx, grad):
     )
 
 
-torch.library.register_autograd("aae_fast::linear_act", _backward, setup_context=_setup_context)
+# The C++ Autograd kernel (csrc/autograd/linear_act.cpp) implements this formula when the extension
+# is built; this one serves the pure-PyTorch fallback.
+_backend.register_autograd("linear_act", _backward, _setup_context)
 
 
 # ----------------------------------------------------------------------------------------------

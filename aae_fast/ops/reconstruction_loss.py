@@ -81,6 +81,7 @@ def _check_backward(grad, output, target, kind):
 # ----------------------------------------------------------------------------------------------
 # Autograd: the backward is its own op. Every gradient needs both inputs (bce's grad_target needs
 # only output, a case not worth a special path), so both are saved when any gradient is needed.
+# Mirrored by csrc/autograd/reconstruction_loss.cpp: keep the two in step.
 
 
 def _setup_context(ctx, inputs, output):
@@ -97,9 +98,9 @@ def _backward(ctx, grad):
     return (grad_output if mask[0] else None, grad_target if mask[1] else None, None)
 
 
-torch.library.register_autograd(
-    "aae_fast::reconstruction_loss", _backward, setup_context=_setup_context
-)
+# The C++ Autograd kernel (csrc/autograd/reconstruction_loss.cpp) implements this formula when the
+# extension is built; this one serves the pure-PyTorch fallback.
+_backend.register_autograd("reconstruction_loss", _backward, _setup_context)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -1,0 +1,90 @@
+// Autograd kernel (C++) of linear_act: the formula of aae_fast/ops/linear_act.py without the Python
+// autograd layer (csrc/include/aae_fast/autograd.h says how these kernels work).
+//
+// Saved: the output y always (act' is read through it), x only when weight's gradient is wanted,
+// weight only when x's is; output_mask = (x, weight, bias requires grad), bias's only when a bias
+// is given. The backward calls aae_fast::linear_act_backward, which computes only the masked
+// gradients; the others come back undefined.
+#include <ATen/core/LegacyTypeDispatch.h>
+#include <torch/csrc/autograd/custom_function.h>
+#include <torch/library.h>
+
+#include <array>
+#include <string>
+#include <tuple>
+
+#include "aae_fast/autograd.h"
+
+namespace aae_fast {
+namespace autograd {
+namespace {
+
+using LinearActSig = at::Tensor(const at::Tensor&, const at::Tensor&,
+                                const std::optional<at::Tensor>&, c10::string_view, double);
+using LinearActBackwardSig = std::tuple<at::Tensor, at::Tensor, at::Tensor>(
+    const at::Tensor&, const at::Tensor&, const std::optional<at::Tensor>&,
+    const std::optional<at::Tensor>&, c10::string_view, double, std::array<bool, 3>);
+
+at::Tensor linear_act_below_autograd(const at::Tensor& x, const at::Tensor& weight,
+                                     const std::optional<at::Tensor>& bias,
+                                     c10::string_view activation, double negative_slope) {
+  static const auto op = op_handle<LinearActSig>("aae_fast::linear_act");
+  at::AutoDispatchBelowADInplaceOrView guard;
+  return op.call(x, weight, bias, activation, negative_slope);
+}
+
+}  // namespace
+
+struct LinearActFunction : public torch::autograd::Function<LinearActFunction> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x,
+                            const at::Tensor& weight, const std::optional<at::Tensor>& bias,
+                            c10::string_view activation, double negative_slope) {
+    // Python's ctx.needs_input_grad: which tensor inputs require grad.
+    const bool need_x = requires_grad(x);
+    const bool need_w = requires_grad(weight);
+    const bool need_b = requires_grad(bias);
+    at::Tensor y = linear_act_below_autograd(x, weight, bias, activation, negative_slope);
+    ctx->saved_data["activation"] = std::string(activation);
+    ctx->saved_data["negative_slope"] = negative_slope;
+    ctx->saved_data["output_mask"] = static_cast<int64_t>(need_x) |
+                                     (static_cast<int64_t>(need_w) << 1) |
+                                     (static_cast<int64_t>(need_b) << 2);
+    ctx->save_for_backward({y, need_w ? x : at::Tensor(), need_x ? weight : at::Tensor()});
+    return y;
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    static const auto op = op_handle<LinearActBackwardSig>("aae_fast::linear_act_backward");
+    const torch::autograd::variable_list saved = ctx->get_saved_variables();
+    const int64_t bits = ctx->saved_data["output_mask"].toInt();
+    const std::array<bool, 3> mask = {(bits & 1) != 0, (bits & 2) != 0, (bits & 4) != 0};
+    auto [grad_x, grad_w, grad_b] =
+        op.call(grads[0], saved[0], optional_tensor(saved[1]), optional_tensor(saved[2]),
+                ctx->saved_data["activation"].toStringView(),
+                ctx->saved_data["negative_slope"].toDouble(), mask);
+    // One entry per forward argument: x, weight, bias, activation, negative_slope.
+    return {mask[0] ? grad_x : at::Tensor(), mask[1] ? grad_w : at::Tensor(),
+            mask[2] ? grad_b : at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
+
+namespace {
+
+at::Tensor linear_act_autograd(const at::Tensor& x, const at::Tensor& weight,
+                               const std::optional<at::Tensor>& bias, c10::string_view activation,
+                               double negative_slope) {
+  if (!needs_function(x, weight, bias)) {
+    return linear_act_below_autograd(x, weight, bias, activation, negative_slope);
+  }
+  return LinearActFunction::apply(x, weight, bias, activation, negative_slope);
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(aae_fast, Autograd, m) {
+  m.impl("linear_act", &linear_act_autograd);
+}
+
+}  // namespace autograd
+}  // namespace aae_fast
