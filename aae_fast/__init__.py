@@ -20,6 +20,7 @@ from .models import (
     SupervisedAAE,
 )
 from .accelerate import accelerate
+from . import compile_backend  # noqa: E402,F401  (registers torch.compile(backend="aae_fast"))
 from .random import PhiloxGenerator
 from .training import Trainer
 
@@ -37,7 +38,8 @@ def backend_info() -> dict:
     kernels can run here: a CUDA device, or TRITON_INTERPRET=1), `device` (the CUDA device name, or
     "cpu"), `extension_error` (why the extension did not load, or None) and `ops`: for each op, the
     implementation used on "cpu" ("cpp" or "composite") and on "cuda" ("cuda", "triton" or
-    "composite"; None without CUDA).
+    "composite"; None without CUDA), and its autograd formula, "autograd": "cpp" (the extension's
+    C++ Autograd kernel), "python" (torch.library.register_autograd) or None (not differentiable).
     """
     import importlib.util
 
@@ -64,6 +66,7 @@ def backend_info() -> dict:
             name: {
                 "cpu": _backend.cpu_backend(name),
                 "cuda": _backend.cuda_backend(name) if has_cuda else None,
+                "autograd": _backend.autograd_backend(name),
             }
             for name in SCHEMAS
         },

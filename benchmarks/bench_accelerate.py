@@ -1,4 +1,5 @@
-"""af.accelerate (issue 10, route 1) on code users already have: the plain user-written AAE of
+"""af.accelerate and torch.compile(backend="aae_fast") (issue 10, routes 1 and 2) on code users
+already have: the plain user-written AAE of
 benchmarks/user_aae.py at the paper's sizes (encoder 784-1000-1000-8, mirrored decoder,
 discriminator 8-1000-1000-1), one training step of its three phases (reconstruction, discriminator,
 generator: three optimiser steps) at batch 100 and 1000, fp32, with a device sync inside the timed
@@ -8,11 +9,20 @@ speed-up over `eager` per group):
     eager                the user's code as it is
     accelerated          the same code after `af.accelerate(model)`: each Linear + ReLU of the three
                          networks is one fused layer (the last Linear of each stays nn.Linear)
-    compile              the user's networks compiled in place (each `forward`, fullgraph)
+    compile              the user's networks compiled in place (each `forward`, fullgraph; inductor)
     accelerated_compile  accelerate, then compile the same way
+    aae_fast_compile     the networks compiled in place with backend="aae_fast" (route 2: each
+                         Linear + ReLU becomes aae_fast.ops.linear_act in the FX graph, then
+                         inductor); the user's train_step unchanged, so its losses stay eager
+    phase_compile        each phase's forward passes and loss (user_aae.train_step's code, verbatim,
+                         as three functions) compiled as one graph each with inductor; the optimiser
+                         steps and the prior's randn stay eager
+    phase_aae_fast_compile  the same with backend="aae_fast": linear_act, and the reconstruction
+                         and adversarial losses as aae_fast's fused loss ops
 
 The compile cases are timed runs only (compiling takes tens of seconds on a CPU); a compile failure
-on the machine skips its case. extra_info: samples_per_s, swapped (fused layers).
+on the machine skips its case. extra_info: samples_per_s, swapped (fused layers of accelerate),
+rewrites (aae_fast ops the compile backend put in the graphs).
 
     pytest benchmarks/bench_accelerate.py --benchmark-only [-k b100]
     pytest benchmarks/bench_accelerate.py --benchmark-disable   # smoke: each case once, untimed
@@ -22,23 +32,81 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 import aae_fast as af
+from aae_fast import compile_backend
 from conftest import bench_device, record_throughput, run_timed, synchronize
 from user_aae import UserAAE, make_optimizers, train_step
 
 DEVICE = bench_device()
 ON_GPU = DEVICE.type == "cuda"
-IMPLS = ("eager", "accelerated", "compile", "accelerated_compile")
+IMPLS = (
+    "eager",
+    "accelerated",
+    "compile",
+    "accelerated_compile",
+    "aae_fast_compile",
+    "phase_compile",
+    "phase_aae_fast_compile",
+)
+# impl -> torch.compile backend. Every compiled impl's name holds "compile" (quick mode drops them).
+NETWORK_COMPILE = {
+    "compile": "inductor",
+    "accelerated_compile": "inductor",
+    "aae_fast_compile": "aae_fast",
+}
+PHASE_COMPILE = {"phase_compile": "inductor", "phase_aae_fast_compile": "aae_fast"}
+COMPILED = {**NETWORK_COMPILE, **PHASE_COMPILE}
 BATCHES = [100, 1000] + ([8192] if ON_GPU else [])
 ROUNDS = {100: 50, 1000: 30, 8192: 20} if ON_GPU else {100: 20, 1000: 8}
 
 
-def compile_in_place(net: torch.nn.Module) -> None:
+def compile_in_place(net: torch.nn.Module, backend: str = "inductor") -> None:
     """Compile ``net``'s forward (fullgraph), the module and its parameters unchanged. Not
     ``net.compile()``: for an nn.Sequential of torch.nn modules Dynamo finds no frame of its own to
     compile (see bench_training.compile_in_place)."""
-    net.forward = torch.compile(net.forward, fullgraph=True)
+    net.forward = torch.compile(net.forward, backend=backend, fullgraph=True)
+
+
+# user_aae.train_step's three phases, forward passes and loss of each, verbatim: what a user who
+# compiles "the loss computation" hands torch.compile.
+
+
+def rec_phase(model, x):
+    logits = model.decoder(model.encoder(x))
+    return F.binary_cross_entropy_with_logits(logits, x, reduction="sum") / x.shape[0]
+
+
+def disc_phase(model, z_real, z_fake):
+    d_real, d_fake = model.discriminator(z_real), model.discriminator(z_fake)
+    return F.binary_cross_entropy_with_logits(
+        d_real, torch.ones_like(d_real)
+    ) + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake))
+
+
+def gen_phase(model, x):
+    d_gen = model.discriminator(model.encoder(x))
+    return F.binary_cross_entropy_with_logits(d_gen, torch.ones_like(d_gen))
+
+
+def phased_train_step(phases: dict, model: UserAAE, opts: dict, x: torch.Tensor) -> dict:
+    """user_aae.train_step with each phase's forward + loss a compiled function."""
+    rec = phases["rec"](model, x)
+    opts["ae"].zero_grad()
+    rec.backward()
+    opts["ae"].step()
+    z_fake = model.encoder(x).detach()
+    z_real = torch.randn_like(z_fake)
+    d_loss = phases["disc"](model, z_real, z_fake)
+    opts["disc"].zero_grad()
+    d_loss.backward()
+    opts["disc"].step()
+    g_loss = phases["gen"](model, x)
+    opts["gen"].zero_grad()
+    g_loss.backward()
+    opts["gen"].step()
+    return {"rec": rec.detach(), "disc": d_loss.detach(), "gen": g_loss.detach()}
 
 
 def make_case(impl: str, batch: int, device: torch.device):
@@ -49,11 +117,19 @@ def make_case(impl: str, batch: int, device: torch.device):
     if impl.startswith("accelerated"):
         af.accelerate(model)
         swapped = len(model.aae_fast_report.swapped)
-    if impl.endswith("compile"):
+    if impl in COMPILED:
         torch._dynamo.reset()
-        for net in (model.encoder, model.decoder, model.discriminator):
-            compile_in_place(net)
+        compile_backend.clear_reports()
     x = torch.rand(batch, 784, generator=torch.Generator().manual_seed(batch)).to(device)
+    if impl in NETWORK_COMPILE:
+        for net in (model.encoder, model.decoder, model.discriminator):
+            compile_in_place(net, NETWORK_COMPILE[impl])
+    if impl in PHASE_COMPILE:
+        phases = {
+            name: torch.compile(fn, backend=PHASE_COMPILE[impl], fullgraph=True)
+            for name, fn in (("rec", rec_phase), ("disc", disc_phase), ("gen", gen_phase))
+        }
+        return (lambda: phased_train_step(phases, model, opts, x)), swapped
     return (lambda: train_step(model, opts, x)), swapped
 
 
@@ -61,10 +137,10 @@ def make_case(impl: str, batch: int, device: torch.device):
 @pytest.mark.parametrize("impl", IMPLS)
 def test_user_aae_step(benchmark, impl, batch):
     benchmark.group = f"user AAE step B={batch} fp32"
-    if "compile" in impl and benchmark.disabled:
+    if impl in COMPILED and benchmark.disabled:
         pytest.skip("compile cases are timed runs only (torch.compile takes tens of seconds)")
     step, swapped = make_case(impl, batch, DEVICE)
-    if "compile" in impl:
+    if impl in COMPILED:
         try:
             step()  # compiles here: a failure on this machine skips the case
             synchronize(DEVICE)
@@ -74,4 +150,8 @@ def test_user_aae_step(benchmark, impl, batch):
     losses = run_timed(benchmark, step, DEVICE, rounds=ROUNDS[batch], warmup=warmup)
     assert all(torch.isfinite(v).item() for v in losses.values())
     benchmark.extra_info["swapped"] = swapped
+    if "aae_fast" in impl:
+        rewrites = sum(r.count() for r in compile_backend.reports())
+        assert rewrites > 0, "the aae_fast backend rewrote nothing"
+        benchmark.extra_info["rewrites"] = rewrites
     record_throughput(benchmark, batch)

@@ -1,0 +1,618 @@
+"""torch.compile(backend="aae_fast") (issue 10, route 2): the FX-graph rewrite onto aae_fast's fused
+ops computes what the user's graph computes (outputs, gradients, 20 training steps of a plain
+user-written AAE), rewrites what it claims to (the ops are counted in the graph handed to the inner
+backend, so these tests fail if nothing is rewritten), and leaves what it does not understand as it
+was.
+
+Most graphs go to the "aot_eager" inner backend (AOTAutograd without code generation: quick to
+compile); one test runs the default inner backend, inductor.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import nn
+
+import aae_fast  # noqa: F401  (registers the backend)
+from aae_fast import compile_backend as cb
+
+_BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+if str(_BENCHMARKS) not in sys.path:
+    sys.path.insert(0, str(_BENCHMARKS))
+
+import user_aae  # noqa: E402  (benchmarks/user_aae.py)
+
+FP32 = {"rtol": 1e-4, "atol": 1e-5}  # the issue's tolerance for training runs
+EXACT_ISH = {"rtol": 1e-5, "atol": 1e-6}  # one forward / backward in fp32
+STEPS = 20
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny graphs: one intra-op thread (a second OpenMP thread on a shared 2-core machine only
+    waits at barriers)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
+def fresh_dynamo():
+    torch._dynamo.reset()
+    cb.clear_reports()
+    yield
+    torch._dynamo.reset()
+
+
+class Capture:
+    """An inner backend that records the aae_fast ops of each graph it gets, then runs aot_eager."""
+
+    def __init__(self, inner: str = "aot_eager") -> None:
+        self.inner = torch._dynamo.lookup_backend(inner)
+        self.graphs: list[list[str]] = []
+
+    def __call__(self, gm, example_inputs):
+        self.graphs.append(
+            [
+                n.target.name()
+                for n in gm.graph.nodes
+                if n.op == "call_function" and getattr(n.target, "namespace", None) == "aae_fast"
+            ]
+        )
+        return self.inner(gm, example_inputs)
+
+    def ops(self) -> list[str]:
+        return [op for graph in self.graphs for op in graph]
+
+
+def compiled(fn, capture: Capture | None = None, **options):
+    options.setdefault("inner", capture if capture is not None else "aot_eager")
+    return torch.compile(fn, backend="aae_fast", options=options, fullgraph=True)
+
+
+def assert_close(actual, expected, what, **tol):
+    torch.testing.assert_close(actual, expected, **(tol or EXACT_ISH), msg=lambda m: f"{what}: {m}")
+
+
+def run(fn, module: nn.Module, inputs: list[torch.Tensor], grad_seed: int = 0):
+    """fn(*inputs) and the gradients of a random projection of it w.r.t. inputs and parameters."""
+    module.zero_grad(set_to_none=True)
+    inputs = [t.detach().clone().requires_grad_() for t in inputs]
+    out = fn(*inputs)
+    g = torch.Generator().manual_seed(grad_seed)
+    (out * torch.randn(out.shape, generator=g, dtype=out.dtype)).sum().backward()
+    grads = {n: p.grad for n, p in module.named_parameters()}
+    return out.detach(), [t.grad for t in inputs], grads
+
+
+def assert_same_run(actual, expected, **tol):
+    (y, gx, gp), (y_ref, gx_ref, gp_ref) = actual, expected
+    assert y.dtype == y_ref.dtype
+    assert_close(y, y_ref, "output", **tol)
+    for i, (a, e) in enumerate(zip(gx, gx_ref, strict=True)):
+        assert_close(a, e, f"gradient of input {i}", **tol)
+    assert gp.keys() == gp_ref.keys()
+    for name, grad in gp_ref.items():
+        assert (gp[name] is None) == (grad is None), name
+        if grad is not None:
+            assert_close(gp[name], grad, f"gradient of {name}", **tol)
+
+
+def test_registered_on_import():
+    assert "aae_fast" in torch._dynamo.list_backends(exclude_tags=())
+    assert torch._dynamo.lookup_backend("aae_fast") is cb.aae_fast_backend
+
+
+_REGISTRATION_SCRIPT = """
+import sys
+import torch
+import torch.nn.functional as F
+if {dynamo_first}:
+    import torch._dynamo
+import aae_fast
+lazy = "torch._dynamo" not in sys.modules
+w, b, x = torch.randn(3, 4), torch.randn(3), torch.randn(2, 4)
+f = torch.compile(lambda x: torch.sigmoid(F.linear(x, w, b)), backend="aae_fast",
+                  options={{"inner": "eager"}})
+assert torch.allclose(f(x), torch.sigmoid(F.linear(x, w, b)))
+assert aae_fast.compile_backend.last_report().count("linear_act") == 1
+print("lazy" if lazy else "eager")
+"""
+
+
+@pytest.mark.parametrize("dynamo_first", [False, True])
+def test_registration_in_a_fresh_process(dynamo_first):
+    """``import aae_fast`` does not import torch._dynamo (seconds of import time); the backend is
+    registered when torch._dynamo is imported later, by torch.compile, or at once if it was
+    imported before."""
+    script = _REGISTRATION_SCRIPT.format(dynamo_first=dynamo_first)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    expected = "eager" if dynamo_first else "lazy"
+    assert done.stdout.split()[-1] == expected, (
+        "import aae_fast imported torch._dynamo: some module of the package imports it at import "
+        "time, which costs seconds; import it inside the function that needs it"
+    )
+
+
+# ------------------------------------------------------------------------------------------------
+# Linear + activation, every spelling the user may write.
+
+ACTIVATIONS = {
+    # name: (apply, fused op's activation or None: left as it is)
+    "torch.relu": (torch.relu, "relu"),
+    "F.relu": (F.relu, "relu"),
+    "F.relu(inplace)": (lambda t: F.relu(t, inplace=True), "relu"),
+    "nn.ReLU(inplace)": (nn.ReLU(inplace=True), "relu"),
+    ".relu()": (lambda t: t.relu(), "relu"),
+    ".relu_()": (lambda t: t.relu_(), "relu"),
+    "F.leaky_relu": (F.leaky_relu, "leaky_relu"),
+    "F.leaky_relu(0.2)": (lambda t: F.leaky_relu(t, negative_slope=0.2), "leaky_relu"),
+    "nn.LeakyReLU(0)": (nn.LeakyReLU(0.0), "leaky_relu"),
+    "torch.sigmoid": (torch.sigmoid, "sigmoid"),
+    "nn.Sigmoid": (nn.Sigmoid(), "sigmoid"),
+    ".sigmoid()": (lambda t: t.sigmoid(), "sigmoid"),
+    "torch.tanh": (torch.tanh, "tanh"),
+    "F.tanh": (F.tanh, "tanh"),
+    "nn.Tanh": (nn.Tanh(), "tanh"),
+    # Not fused:
+    "identity": (lambda t: t, None),
+    "F.gelu": (F.gelu, None),
+    "nn.SiLU": (nn.SiLU(), None),
+    "leaky_relu(-0.1)": (lambda t: F.leaky_relu(t, -0.1), None),
+}
+FUSED = sorted(k for k, (_, act) in ACTIVATIONS.items() if act)
+
+
+class MLP(nn.Module):
+    """Linears with the given activations applied in forward (functional, method or module)."""
+
+    def __init__(self, widths, acts, bias) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(
+            nn.Linear(a, b, bias=bias) for a, b in zip(widths[:-1], widths[1:])
+        )
+        self.acts = list(acts)
+
+    def forward(self, x):
+        for layer, act in zip(self.layers, self.acts):
+            x = ACTIVATIONS[act][0](layer(x))
+        return x
+
+    def expected_ops(self) -> int:
+        return sum(1 for a in self.acts if ACTIVATIONS[a][1])
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_every_activation_spelling_is_fused_and_exact(bias):
+    names = list(ACTIVATIONS)
+    torch.manual_seed(1)
+    widths = [7] + [5 + i % 4 for i in range(len(names))]
+    model = MLP(widths, names, bias)
+    capture = Capture()
+    x = torch.randn(6, 7)
+    actual = run(compiled(model, capture), model, [x])
+    expected = run(model, model, [x])
+    assert_same_run(actual, expected)
+    assert capture.ops() == ["aae_fast::linear_act"] * len(FUSED)
+    report = cb.last_report()
+    labels = [r.op for r in report.rewrites]
+    assert labels.count("linear_act(relu)") == 6
+    assert [op for op in labels if "leaky" in op] == [
+        "linear_act(leaky_relu, 0.01)", "linear_act(leaky_relu, 0.2)", "linear_act(leaky_relu, 0.0)"
+    ]
+    assert len(report.skipped) == len(names) - len(FUSED)
+
+
+@st.composite
+def mlp_specs(draw):
+    depth = draw(st.integers(1, 3))
+    return {
+        "widths": draw(st.lists(st.integers(1, 12), min_size=depth + 1, max_size=depth + 1)),
+        "acts": draw(st.lists(st.sampled_from(list(ACTIVATIONS)), min_size=depth, max_size=depth)),
+        "bias": draw(st.booleans()),
+        "batch": draw(st.integers(1, 6)),
+        "seed": draw(st.integers(0, 2**16)),
+    }
+
+
+@settings(max_examples=6, deadline=None, database=None)
+@given(spec=mlp_specs())
+def test_random_mlps_compute_the_same_outputs_and_gradients(spec):
+    torch._dynamo.reset()
+    torch.manual_seed(spec["seed"])
+    model = MLP(spec["widths"], spec["acts"], spec["bias"])
+    capture = Capture()
+    x = torch.randn(spec["batch"], spec["widths"][0])
+    actual = run(compiled(model, capture), model, [x], grad_seed=spec["seed"])
+    expected = run(model, model, [x], grad_seed=spec["seed"])
+    assert_same_run(actual, expected)
+    assert capture.ops().count("aae_fast::linear_act") == model.expected_ops()
+
+
+# ------------------------------------------------------------------------------------------------
+# Losses.
+
+
+def losses(o, x, r, f):
+    """The AAE's three losses as a user writes them, and their sum."""
+    rec = F.binary_cross_entropy_with_logits(o, x, reduction="sum") / x.shape[0]
+    d = F.binary_cross_entropy_with_logits(
+        r, torch.ones_like(r)
+    ) + F.binary_cross_entropy_with_logits(f, torch.zeros_like(f))
+    g = F.binary_cross_entropy_with_logits(f, torch.ones_like(f))
+    return torch.stack([rec, d, g])
+
+
+def other_spellings(o, x, r, f):
+    """Equivalent spellings: operands swapped, other fills, reduction="none" chains, mse."""
+    b = o.shape[0]
+    rec1 = F.binary_cross_entropy_with_logits(o, x, reduction="none").sum(dim=1).mean()
+    rec2 = F.mse_loss(o, x, reduction="sum") / b
+    rec3 = F.mse_loss(o, x, reduction="none").sum() / float(b)
+    d = F.binary_cross_entropy_with_logits(
+        f, torch.full_like(f, 0.0), reduction="mean"
+    ) + F.binary_cross_entropy_with_logits(r, r.new_ones(r.shape))
+    g = F.binary_cross_entropy_with_logits(f, torch.ones(f.shape[0], 1))
+    return torch.stack([rec1, rec2, rec3, d, g])
+
+
+@pytest.mark.parametrize(
+    "fn, expected",
+    [
+        (losses, ["reconstruction_loss", "adversarial_d_loss", "adversarial_g_loss"]),
+        (
+            other_spellings,
+            ["reconstruction_loss"] * 3 + ["adversarial_d_loss", "adversarial_g_loss"],
+        ),
+    ],
+    ids=["user_spelling", "other_spellings"],
+)
+def test_losses_are_rewritten_and_exact(fn, expected):
+    g = torch.Generator().manual_seed(2)
+    inputs = [torch.randn(5, 9, generator=g), torch.rand(5, 9, generator=g),
+              torch.randn(5, 1, generator=g) * 3, torch.randn(5, 1, generator=g) * 3]
+    capture = Capture()
+    actual = run(compiled(fn, capture), nn.Module(), inputs)
+    reference = run(fn, nn.Module(), inputs)
+    assert_same_run(actual, reference)
+    assert sorted(capture.ops()) == sorted(f"aae_fast::{op}" for op in expected)
+
+
+def test_half_precision_losses_keep_their_dtype():
+    """The fused losses return float32 for bfloat16 inputs; a cast keeps the graph's dtype."""
+    g = torch.Generator().manual_seed(3)
+    inputs = [
+        t.bfloat16()
+        for t in (torch.randn(4, 6, generator=g), torch.rand(4, 6, generator=g),
+                  torch.randn(4, 1, generator=g), torch.randn(4, 1, generator=g))
+    ]
+    capture = Capture()
+    actual = run(compiled(losses, capture), nn.Module(), inputs)
+    expected = run(losses, nn.Module(), inputs)
+    assert actual[0].dtype == torch.bfloat16
+    assert_same_run(actual, expected, rtol=2e-2, atol=2e-2)
+    assert len(capture.ops()) == 3
+
+
+def test_symbolic_batch_size():
+    """With a dynamic batch, `/ x.shape[0]` is the same symbol and is rewritten; a hard-coded
+    divisor is not provably the batch size and is left alone."""
+
+    def fn(o, x):
+        by_shape = F.binary_cross_entropy_with_logits(o, x, reduction="sum") / x.shape[0]
+        hard_coded = F.mse_loss(o, x, reduction="sum") / 4
+        return torch.stack([by_shape, hard_coded])
+
+    capture = Capture()
+    c = torch.compile(fn, backend="aae_fast", options={"inner": capture}, dynamic=True)
+    for b in (4, 6):
+        o, x = torch.randn(b, 3), torch.rand(b, 3)
+        assert_close(c(o, x), fn(o, x), f"batch {b}")
+    assert capture.ops() == ["aae_fast::reconstruction_loss"]
+    assert any("not provably the batch size" in s.reason for s in cb.last_report().skipped)
+
+
+# ------------------------------------------------------------------------------------------------
+# What the backend does not understand is left as it was.
+
+
+class Unsupported(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1, self.norm = nn.Linear(6, 8), nn.LayerNorm(8)
+        self.fc2, self.fc3, self.fc4 = nn.Linear(8, 8), nn.Linear(8, 5), nn.Linear(5, 5)
+        self.fc5 = nn.Linear(5, 4)
+
+    def forward(self, x, y3):
+        h = torch.relu(self.norm(self.fc1(x)))  # LayerNorm between Linear and activation
+        h = F.gelu(self.fc2(h))  # no fused GELU
+        z = self.fc3(h)
+        h = torch.relu(z) + z  # the Linear's output is used twice
+        h = torch.tanh(self.fc4(y3)).sum(1) + h  # a 3-D input
+        out = self.fc5(h)
+        return torch.stack([
+            F.binary_cross_entropy(torch.sigmoid(out), y3[:, 0, :4].sigmoid()),  # clamps its log
+            F.binary_cross_entropy_with_logits(
+                out, torch.ones_like(out), pos_weight=torch.full((4,), 2.0)
+            ),
+            F.binary_cross_entropy_with_logits(out, y3[:, 1, :4].sigmoid()),  # labels from outside
+            F.binary_cross_entropy_with_logits(out, torch.full_like(out, 0.9)),  # smoothed labels
+            F.binary_cross_entropy_with_logits(out, torch.zeros_like(out)),  # zeros alone
+            F.binary_cross_entropy_with_logits(out, x[:, :4].sigmoid(), reduction="sum") / 3,
+            F.mse_loss(out, x[:, :4]),  # a mean over all elements
+            F.mse_loss(out, x[:, :4], reduction="sum") / x.shape[0] ** 2,
+        ]).sum(0) * (1 + out.mean())
+
+
+def test_unsupported_graphs_are_left_intact_and_still_correct():
+    torch.manual_seed(4)
+    model = Unsupported()
+    inputs = [torch.randn(5, 6), torch.randn(5, 3, 5)]
+    capture = Capture()
+    actual = run(compiled(model, capture), model, inputs)
+    expected = run(model, model, inputs)
+    assert_same_run(actual, expected)
+    assert capture.ops() == [], "something in this graph was rewritten"
+    report = cb.last_report()
+    assert report.count() == 0
+    reasons = " | ".join(s.reason for s in report.skipped)
+    for fragment in ("not an activation", "2 users", "3-D", "not provably the batch size",
+                     "pos_weight", "not a tensor of ones or zeros", "zeros alone"):
+        assert fragment in reasons, fragment
+
+
+def test_autocast_region_is_left_alone():
+    """Under CPU autocast F.linear returns bfloat16 for float32 inputs; the fused op would not:
+    such a linear is kept."""
+    torch.manual_seed(5)
+    model = MLP([6, 5, 4], ["torch.relu", "torch.tanh"], True)
+
+    def fn(x):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return model(x)
+
+    capture = Capture()
+    x = torch.randn(3, 6)
+    actual = run(compiled(fn, capture), model, [x])
+    expected = run(fn, model, [x])
+    assert_same_run(actual, expected)
+    assert capture.ops() == []
+    assert any("autocast" in s.reason for s in cb.last_report().skipped)
+
+
+def mutates_linear_input(x, w, b):
+    h = F.linear(x, w, b)
+    x.mul_(2)  # between the linear and its activation: the fused op must read x before
+    return torch.relu(h)
+
+
+def smooths_labels_in_place(d):
+    t = torch.ones_like(d)
+    t.mul_(0.9)  # the labels are no longer ones
+    return F.binary_cross_entropy_with_logits(d, t)
+
+
+def mutates_between_bce_terms(r, f):
+    a = F.binary_cross_entropy_with_logits(r, torch.ones_like(r))
+    r.add_(5.0)
+    return a + F.binary_cross_entropy_with_logits(f, torch.zeros_like(f))
+
+
+def unrelated_in_place_op_between_bce_terms(r, f):
+    a = F.binary_cross_entropy_with_logits(r, torch.ones_like(r))
+    h = (f * 2).relu_()  # a fresh tensor modified in place: r and f are untouched
+    return a + F.binary_cross_entropy_with_logits(h, torch.zeros_like(h))
+
+
+def mutates_after_the_loss(o, x):
+    loss = F.binary_cross_entropy_with_logits(o, x, reduction="sum")
+    o.zero_()
+    return loss / o.shape[0]
+
+
+def grad_mode_inside_the_pattern(x, w, b):
+    h = F.linear(x, w, b)
+    with torch.no_grad():  # eager: the activation's output does not require grad
+        return torch.relu(h)
+
+
+@pytest.mark.parametrize(
+    "fn, shapes, rewrites",
+    [
+        (mutates_linear_input, [(3, 4), (5, 4), (5,)], ["linear_act"]),
+        (grad_mode_inside_the_pattern, [(3, 4), (5, 4), (5,)], []),
+        (smooths_labels_in_place, [(3, 1)], []),
+        (mutates_between_bce_terms, [(3, 1), (3, 1)], ["adversarial_g_loss"]),
+        (unrelated_in_place_op_between_bce_terms, [(3, 1), (3, 1)], ["adversarial_d_loss"]),
+        (mutates_after_the_loss, [(3, 4), (3, 4)], ["reconstruction_loss"]),
+    ],
+    ids=lambda v: getattr(v, "__name__", None),
+)
+def test_in_place_ops_and_grad_mode_inside_a_pattern(fn, shapes, rewrites):
+    """The op must compute what the pattern computed where it stood: it reads each input where
+    the pattern first read it (so later in-place changes do not reach it); a pattern that would
+    read an input again after an in-place change, or that spans a grad-mode change, is kept."""
+    g = torch.Generator().manual_seed(8)
+    inputs = [torch.rand(s, generator=g) * 2 - 1 for s in shapes]
+    if fn is grad_mode_inside_the_pattern:
+        inputs[1].requires_grad_()
+    actual = compiled(fn)(*[t.clone() for t in inputs])
+    expected = fn(*[t.clone() for t in inputs])
+    assert_close(actual, expected, fn.__name__)
+    assert actual.requires_grad == expected.requires_grad
+    assert [r.pattern for r in cb.last_report().rewrites] == rewrites
+
+
+# ------------------------------------------------------------------------------------------------
+# The plain user-written AAE (benchmarks/user_aae.py), 20 training steps.
+
+
+def rec_phase(model, x):
+    logits = model.decoder(model.encoder(x))
+    return F.binary_cross_entropy_with_logits(logits, x, reduction="sum") / x.shape[0]
+
+
+def disc_phase(model, z_real, z_fake):
+    d_real, d_fake = model.discriminator(z_real), model.discriminator(z_fake)
+    return F.binary_cross_entropy_with_logits(
+        d_real, torch.ones_like(d_real)
+    ) + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake))
+
+
+def gen_phase(model, x):
+    d_gen = model.discriminator(model.encoder(x))
+    return F.binary_cross_entropy_with_logits(d_gen, torch.ones_like(d_gen))
+
+
+def phased_train_step(phases, model, opts, x):
+    """user_aae.train_step with each phase's forward and loss (user_aae's code, verbatim) compiled
+    as one graph; the randn stays outside the graphs, as in the user's code."""
+    rec = phases["rec"](model, x)
+    opts["ae"].zero_grad()
+    rec.backward()
+    opts["ae"].step()
+    z_fake = model.encoder(x).detach()
+    z_real = torch.randn_like(z_fake)
+    d_loss = phases["disc"](model, z_real, z_fake)
+    opts["disc"].zero_grad()
+    d_loss.backward()
+    opts["disc"].step()
+    g_loss = phases["gen"](model, x)
+    opts["gen"].zero_grad()
+    g_loss.backward()
+    opts["gen"].step()
+    return {"rec": rec.detach(), "disc": d_loss.detach(), "gen": g_loss.detach()}
+
+
+@pytest.mark.parametrize("route", ["phases", "networks"])
+def test_user_written_aae_trains_the_same_compiled(route):
+    """"phases": each phase's networks and loss in one compiled graph (every pattern); "networks":
+    the three networks' forwards compiled in place, the user's train_step unchanged (as
+    benchmarks/bench_accelerate.py does)."""
+    torch.manual_seed(0)
+    eager = user_aae.UserAAE(input_dim=20, hidden=(24, 16), latent_dim=3, disc_hidden=(16, 12))
+    model = copy.deepcopy(eager)
+    opts = user_aae.make_optimizers(model)
+    capture = Capture()
+    if route == "phases":
+        phases = {
+            "rec": compiled(rec_phase, capture),
+            "disc": compiled(disc_phase, capture),
+            "gen": compiled(gen_phase, capture),
+        }
+
+        def step(x):
+            return phased_train_step(phases, model, opts, x)
+    else:
+        for net in (model.encoder, model.decoder, model.discriminator):
+            net.forward = compiled(net.forward, capture)
+
+        def step(x):
+            return user_aae.train_step(model, opts, x)
+
+    g = torch.Generator().manual_seed(3)
+    data = [torch.rand(10, 20, generator=g) for _ in range(STEPS)]
+    torch.manual_seed(1)
+    eager_opts = user_aae.make_optimizers(eager)
+    expected = [user_aae.train_step(eager, eager_opts, x) for x in data]
+    torch.manual_seed(1)
+    actual = [step(x) for x in data]
+
+    for i, (a, e) in enumerate(zip(actual, expected, strict=True)):
+        for key in e:
+            assert_close(a[key], e[key], f"step {i} loss {key!r}", **FP32)
+    params = dict(eager.named_parameters())
+    for key, p in model.named_parameters():
+        assert_close(p, params[key], f"{key} after {STEPS} steps", **FP32)
+
+    ops = capture.ops()
+    # 2 hidden layers per network; the discriminator runs twice in the discriminator phase.
+    if route == "phases":
+        assert ops.count("aae_fast::linear_act") == 4 + 4 + 4  # rec, disc, gen graphs
+        for loss in ("reconstruction_loss", "adversarial_d_loss", "adversarial_g_loss"):
+            assert ops.count(f"aae_fast::{loss}") == 1, loss
+    else:
+        assert set(ops) == {"aae_fast::linear_act"}
+        assert len(capture.graphs) >= 3
+        assert all(graph == ["aae_fast::linear_act"] * 2 for graph in capture.graphs)
+
+
+def test_inductor_inner_backend():
+    """The default inner backend: inductor compiles the rewritten graph around the custom ops."""
+    torch.manual_seed(6)
+    model = MLP([9, 7, 5], ["F.relu", "torch.sigmoid"], True)
+
+    def fn(x, r):
+        o = model(x)
+        return torch.stack([
+            F.binary_cross_entropy_with_logits(o, x[:, :5].sigmoid(), reduction="sum") / x.shape[0],
+            F.binary_cross_entropy_with_logits(r, torch.ones_like(r)),
+        ])
+
+    c = torch.compile(fn, backend="aae_fast", fullgraph=True)
+    inputs = [torch.randn(4, 9), torch.randn(4, 1)]
+    actual = run(c, model, inputs)
+    expected = run(fn, model, inputs)
+    assert_same_run(actual, expected)
+    assert cb.last_report().count("linear_act") == 2
+    assert cb.last_report().count("reconstruction_loss") == 1
+    assert cb.last_report().count("adversarial_g_loss") == 1
+
+
+# ------------------------------------------------------------------------------------------------
+# Options and the report.
+
+
+def test_patterns_option_and_verbose_report(capsys):
+    capture = Capture()
+    g = torch.Generator().manual_seed(7)
+    inputs = [torch.randn(3, 4, generator=g), torch.rand(3, 4, generator=g),
+              torch.randn(3, 1, generator=g), torch.randn(3, 1, generator=g)]
+    c = compiled(losses, capture, patterns=("adversarial_loss",), verbose=True)
+    assert_close(c(*inputs), losses(*inputs), "losses")
+    assert sorted(capture.ops()) == ["aae_fast::adversarial_d_loss", "aae_fast::adversarial_g_loss"]
+    printed = capsys.readouterr().out
+    assert "aae_fast backend, graph" in printed and "-> adversarial_d_loss" in printed
+    assert str(cb.last_report()) in printed
+    assert cb.reports()[-1] is cb.last_report()
+
+
+@pytest.mark.parametrize(
+    "options, error",
+    [
+        ({"rewrite_randn": True}, "Philox"),
+        ({"patterns": ("linear_act", "gelu")}, "unknown patterns"),
+        ({"inner": "aot_eager", "max_autotune": True}, "inductor settings"),
+        ({"verbose": "yes"}, "verbose must be a bool"),
+    ],
+)
+def test_bad_options_raise(options, error):
+    c = torch.compile(torch.relu, backend="aae_fast", options=options)
+    with pytest.raises(Exception, match=error):
+        c(torch.randn(2, 2))
+
+
+def test_rewrite_graph_without_metadata_changes_nothing():
+    """A graph without Dynamo's fake values (symbolic_trace) is never rewritten."""
+
+    def fn(x, w, b):
+        return torch.relu(F.linear(x, w, b))
+
+    gm = torch.fx.symbolic_trace(fn)
+    before = str(gm.graph)
+    report = cb.rewrite_graph(gm)
+    assert report.count() == 0 and str(gm.graph) == before
+    assert any("no tensor metadata" in s.reason for s in report.skipped)
