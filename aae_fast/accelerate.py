@@ -59,16 +59,10 @@ import torch
 from torch import nn
 
 from .nn import FusedLinear, FusedMLP
+from .nn.mlp import ACTIVATION_MODULES
 
 __all__ = ["accelerate", "AccelerationReport", "AbsorbedActivation", "Swap", "Skip"]
 
-# Activation modules the fused layer can absorb, and linear_act's name for each.
-_ACTIVATIONS: dict[type, str] = {
-    nn.ReLU: "relu",
-    nn.LeakyReLU: "leaky_relu",
-    nn.Sigmoid: "sigmoid",
-    nn.Tanh: "tanh",
-}
 _DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 _DEVICES = ("cpu", "cuda")
 _HOOK_DICTS = (
@@ -283,7 +277,7 @@ class _Walker:
                 problem = _linear_problem(m) or self._activation_problem(after)
                 if problem is None:
                     act_name, act = after  # type: ignore[misc]
-                    activation = _ACTIVATIONS[type(act)]
+                    activation = ACTIVATION_MODULES[type(act)]
                     slope = float(getattr(act, "negative_slope", 0.01))
                     fused = FusedLinear.from_linear(m, activation, slope)
                     fused.train(m.training)
@@ -296,7 +290,7 @@ class _Walker:
                     j += 2
                     continue
                 self.skip(here, m, problem)
-            elif isinstance(m, tuple(_ACTIVATIONS)):
+            elif isinstance(m, tuple(ACTIVATION_MODULES)):
                 self.skip(here, m, "not directly after a convertible nn.Linear")
             else:
                 new = self.visit(m, here, seq)
@@ -317,8 +311,8 @@ class _Walker:
             return f"the {type(act).__name__} after it cannot be fused: {opaque}"
         if type(act) is nn.Identity:
             return "followed by nn.Identity: no activation to fuse (" + _NO_IDENTITY + ")"
-        if type(act) not in _ACTIVATIONS:
-            if isinstance(act, tuple(_ACTIVATIONS)):
+        if type(act) not in ACTIVATION_MODULES:
+            if isinstance(act, tuple(ACTIVATION_MODULES)):
                 return f"followed by {type(act).__name__}, a subclass of a supported activation"
             return f"followed by {type(act).__name__}, which has no fused form"
         hooks = _hooks(act)
@@ -420,7 +414,7 @@ def _leaf_reason(module: nn.Module, parent: nn.Module | None) -> str:
         if parent is None:
             return "the root module: nothing visible follows it"
         return f"a child of {type(parent).__name__}, not of an nn.Sequential: {_FUNCTIONAL_HINT}"
-    if isinstance(module, tuple(_ACTIVATIONS)):
+    if isinstance(module, tuple(ACTIVATION_MODULES)):
         return "an activation outside an nn.Sequential: the layer it follows is not visible"
     return "no fused equivalent"
 

@@ -14,8 +14,8 @@ speed-up over `eager` per group):
     aae_fast_compile     the networks compiled in place with backend="aae_fast" (route 2: each
                          Linear + ReLU becomes aae_fast.ops.linear_act in the FX graph, then
                          inductor); the user's train_step unchanged, so its losses stay eager
-    phase_compile        each phase's forward passes and loss (user_aae.train_step's code, verbatim,
-                         as three functions) compiled as one graph each with inductor; the optimiser
+    phase_compile        each phase's forward passes and loss (user_aae.PHASES, the functions
+                         train_step calls) compiled as one graph each with inductor; the optimiser
                          steps and the prior's randn stay eager
     phase_aae_fast_compile  the same with backend="aae_fast": linear_act, and the reconstruction
                          and adversarial losses as aae_fast's fused loss ops
@@ -32,12 +32,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 import aae_fast as af
 from aae_fast import compile_backend
 from conftest import bench_device, record_throughput, run_timed, synchronize
-from user_aae import UserAAE, make_optimizers, train_step
+from user_aae import PHASES, UserAAE, make_optimizers, train_step
 
 DEVICE = bench_device()
 ON_GPU = DEVICE.type == "cuda"
@@ -69,46 +68,6 @@ def compile_in_place(net: torch.nn.Module, backend: str = "inductor") -> None:
     net.forward = torch.compile(net.forward, backend=backend, fullgraph=True)
 
 
-# user_aae.train_step's three phases, forward passes and loss of each, verbatim: what a user who
-# compiles "the loss computation" hands torch.compile.
-
-
-def rec_phase(model, x):
-    logits = model.decoder(model.encoder(x))
-    return F.binary_cross_entropy_with_logits(logits, x, reduction="sum") / x.shape[0]
-
-
-def disc_phase(model, z_real, z_fake):
-    d_real, d_fake = model.discriminator(z_real), model.discriminator(z_fake)
-    return F.binary_cross_entropy_with_logits(
-        d_real, torch.ones_like(d_real)
-    ) + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake))
-
-
-def gen_phase(model, x):
-    d_gen = model.discriminator(model.encoder(x))
-    return F.binary_cross_entropy_with_logits(d_gen, torch.ones_like(d_gen))
-
-
-def phased_train_step(phases: dict, model: UserAAE, opts: dict, x: torch.Tensor) -> dict:
-    """user_aae.train_step with each phase's forward + loss a compiled function."""
-    rec = phases["rec"](model, x)
-    opts["ae"].zero_grad()
-    rec.backward()
-    opts["ae"].step()
-    z_fake = model.encoder(x).detach()
-    z_real = torch.randn_like(z_fake)
-    d_loss = phases["disc"](model, z_real, z_fake)
-    opts["disc"].zero_grad()
-    d_loss.backward()
-    opts["disc"].step()
-    g_loss = phases["gen"](model, x)
-    opts["gen"].zero_grad()
-    g_loss.backward()
-    opts["gen"].step()
-    return {"rec": rec.detach(), "disc": d_loss.detach(), "gen": g_loss.detach()}
-
-
 def make_case(impl: str, batch: int, device: torch.device):
     torch.manual_seed(0)
     model = UserAAE().to(device)
@@ -127,9 +86,9 @@ def make_case(impl: str, batch: int, device: torch.device):
     if impl in PHASE_COMPILE:
         phases = {
             name: torch.compile(fn, backend=PHASE_COMPILE[impl], fullgraph=True)
-            for name, fn in (("rec", rec_phase), ("disc", disc_phase), ("gen", gen_phase))
+            for name, fn in PHASES.items()
         }
-        return (lambda: phased_train_step(phases, model, opts, x)), swapped
+        return (lambda: train_step(model, opts, x, phases)), swapped
     return (lambda: train_step(model, opts, x)), swapped
 
 

@@ -58,29 +58,48 @@ def make_optimizers(model: UserAAE, lr: float = 0.01, momentum: float = 0.9) -> 
     }
 
 
-def train_step(model: UserAAE, opts: dict, x: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Reconstruction, discriminator and generator phases; returns the detached losses."""
-    # 1. Reconstruction: encoder + decoder on the per-image BCE.
+def rec_phase(model: UserAAE, x: torch.Tensor) -> torch.Tensor:
+    """Reconstruction loss: encoder + decoder on the per-image BCE."""
     logits = model.decoder(model.encoder(x))
-    rec = F.binary_cross_entropy_with_logits(logits, x, reduction="sum") / x.shape[0]
+    return F.binary_cross_entropy_with_logits(logits, x, reduction="sum") / x.shape[0]
+
+
+def disc_phase(model: UserAAE, z_real: torch.Tensor, z_fake: torch.Tensor) -> torch.Tensor:
+    """Discriminator loss: prior samples are real, codes are fake."""
+    d_real, d_fake = model.discriminator(z_real), model.discriminator(z_fake)
+    return F.binary_cross_entropy_with_logits(
+        d_real, torch.ones_like(d_real)
+    ) + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake))
+
+
+def gen_phase(model: UserAAE, x: torch.Tensor) -> torch.Tensor:
+    """Generator loss: the encoder tries to make its codes look like prior samples."""
+    d_gen = model.discriminator(model.encoder(x))
+    return F.binary_cross_entropy_with_logits(d_gen, torch.ones_like(d_gen))
+
+
+#: The phases' forward passes and losses; a caller may pass compiled versions to train_step.
+PHASES = {"rec": rec_phase, "disc": disc_phase, "gen": gen_phase}
+
+
+def train_step(
+    model: UserAAE, opts: dict, x: torch.Tensor, phases: dict = PHASES
+) -> dict[str, torch.Tensor]:
+    """Reconstruction, discriminator and generator phases; returns the detached losses. The prior
+    sample (randn) is drawn here, outside the phase functions."""
+    rec = phases["rec"](model, x)
     opts["ae"].zero_grad()
     rec.backward()
     opts["ae"].step()
 
-    # 2. Discriminator: prior samples are real, codes are fake.
     z_fake = model.encoder(x).detach()
     z_real = torch.randn_like(z_fake)
-    d_real, d_fake = model.discriminator(z_real), model.discriminator(z_fake)
-    d_loss = F.binary_cross_entropy_with_logits(
-        d_real, torch.ones_like(d_real)
-    ) + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake))
+    d_loss = phases["disc"](model, z_real, z_fake)
     opts["disc"].zero_grad()
     d_loss.backward()
     opts["disc"].step()
 
-    # 3. Generator: the encoder tries to make its codes look like prior samples.
-    d_gen = model.discriminator(model.encoder(x))
-    g_loss = F.binary_cross_entropy_with_logits(d_gen, torch.ones_like(d_gen))
+    g_loss = phases["gen"](model, x)
     opts["gen"].zero_grad()
     g_loss.backward()
     opts["gen"].step()

@@ -460,43 +460,6 @@ def test_in_place_ops_and_grad_mode_inside_a_pattern(fn, shapes, rewrites):
 # The plain user-written AAE (benchmarks/user_aae.py), 20 training steps.
 
 
-def rec_phase(model, x):
-    logits = model.decoder(model.encoder(x))
-    return F.binary_cross_entropy_with_logits(logits, x, reduction="sum") / x.shape[0]
-
-
-def disc_phase(model, z_real, z_fake):
-    d_real, d_fake = model.discriminator(z_real), model.discriminator(z_fake)
-    return F.binary_cross_entropy_with_logits(
-        d_real, torch.ones_like(d_real)
-    ) + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake))
-
-
-def gen_phase(model, x):
-    d_gen = model.discriminator(model.encoder(x))
-    return F.binary_cross_entropy_with_logits(d_gen, torch.ones_like(d_gen))
-
-
-def phased_train_step(phases, model, opts, x):
-    """user_aae.train_step with each phase's forward and loss (user_aae's code, verbatim) compiled
-    as one graph; the randn stays outside the graphs, as in the user's code."""
-    rec = phases["rec"](model, x)
-    opts["ae"].zero_grad()
-    rec.backward()
-    opts["ae"].step()
-    z_fake = model.encoder(x).detach()
-    z_real = torch.randn_like(z_fake)
-    d_loss = phases["disc"](model, z_real, z_fake)
-    opts["disc"].zero_grad()
-    d_loss.backward()
-    opts["disc"].step()
-    g_loss = phases["gen"](model, x)
-    opts["gen"].zero_grad()
-    g_loss.backward()
-    opts["gen"].step()
-    return {"rec": rec.detach(), "disc": d_loss.detach(), "gen": g_loss.detach()}
-
-
 @pytest.mark.parametrize("route", ["phases", "networks"])
 def test_user_written_aae_trains_the_same_compiled(route):
     """"phases": each phase's networks and loss in one compiled graph (every pattern); "networks":
@@ -508,14 +471,10 @@ def test_user_written_aae_trains_the_same_compiled(route):
     opts = user_aae.make_optimizers(model)
     capture = Capture()
     if route == "phases":
-        phases = {
-            "rec": compiled(rec_phase, capture),
-            "disc": compiled(disc_phase, capture),
-            "gen": compiled(gen_phase, capture),
-        }
+        phases = {name: compiled(fn, capture) for name, fn in user_aae.PHASES.items()}
 
         def step(x):
-            return phased_train_step(phases, model, opts, x)
+            return user_aae.train_step(model, opts, x, phases)
     else:
         for net in (model.encoder, model.decoder, model.discriminator):
             net.forward = compiled(net.forward, capture)

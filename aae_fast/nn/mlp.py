@@ -17,8 +17,14 @@ from .linear import FusedLinear
 
 __all__ = ["FusedMLP"]
 
-# nn activation modules the fused layers can absorb, and the name linear_act knows them by.
-_ABSORBABLE = {nn.ReLU: "relu", nn.LeakyReLU: "leaky_relu", nn.Sigmoid: "sigmoid", nn.Tanh: "tanh"}
+#: nn activation modules a fused layer can absorb, and the name linear_act knows each by (also
+#: what aae_fast.accelerate looks for).
+ACTIVATION_MODULES: dict[type, str] = {
+    nn.ReLU: "relu",
+    nn.LeakyReLU: "leaky_relu",
+    nn.Sigmoid: "sigmoid",
+    nn.Tanh: "tanh",
+}
 
 
 class FusedMLP(nn.Module):
@@ -77,12 +83,12 @@ class FusedMLP(nn.Module):
             activation, slope = "identity", 0.01
             if i + 1 < len(modules):
                 act = modules[i + 1]
-                if type(act) not in _ABSORBABLE:
+                if type(act) not in ACTIVATION_MODULES:
                     raise ValueError(
-                        f"seq: expected an activation ({', '.join(t.__name__ for t in _ABSORBABLE)})"
+                        f"seq: expected an activation ({', '.join(t.__name__ for t in ACTIVATION_MODULES)})"
                         f" at index {i + 1}, got {type(act).__name__}"
                     )
-                activation = _ABSORBABLE[type(act)]
+                activation = ACTIVATION_MODULES[type(act)]
                 slope = getattr(act, "negative_slope", slope)
             layers.append(FusedLinear.from_linear(linear, activation, slope))
             i += 2
@@ -98,7 +104,7 @@ class FusedMLP(nn.Module):
             return False
         mods = list(module)
         return all(
-            isinstance(m, nn.Linear) if i % 2 == 0 else type(m) in _ABSORBABLE
+            isinstance(m, nn.Linear) if i % 2 == 0 else type(m) in ACTIVATION_MODULES
             for i, m in enumerate(mods)
         )
 
