@@ -36,6 +36,11 @@ SCHEMAS: dict[str, str] = {
     "parzen_log_likelihood": (
         "parzen_log_likelihood(Tensor x, Tensor samples, float sigma) -> Tensor"
     ),
+    "mmd": "mmd(Tensor x, Tensor y, float[] bandwidths, bool unbiased) -> Tensor",
+    "mmd_backward": (
+        "mmd_backward(Tensor grad, Tensor x, Tensor y, float[] bandwidths, bool unbiased, "
+        "bool[2] output_mask) -> (Tensor, Tensor)"
+    ),
     "gaussian_reparameterize": (
         "gaussian_reparameterize(Tensor rng_state, Tensor mu, Tensor logvar) -> (Tensor z, Tensor "
         "state)"

@@ -70,6 +70,27 @@ TORCH_LIBRARY(aae_fast, m) {
   // (the compute precision). sigma: finite, > 0. Tiled (GEMM tiles of x . s and an online
   // log-sum-exp), never holding the N x M matrix. Not differentiable: no autograd kernel.
   m.def("parzen_log_likelihood(Tensor x, Tensor samples, float sigma) -> Tensor");
+  // Squared maximum mean discrepancy (issue 11) between x [N, D] and y [M, D] (one dtype: float32,
+  // float64, float16, bfloat16; one device) under the kernel k(a, b) = sum_s exp(-||a - b||^2 h_s),
+  // h_s = 1 / (2 bandwidths[s]^2) (at least one bandwidth, each finite and > 0):
+  //   mmd = wxx sum_{i,i'} k(x_i, x_i') + wyy sum_{j,j'} k(y_j, y_j')
+  //         - 2/(N M) sum_{i,j} k(x_i, y_j)
+  // biased (V-statistic): wxx = 1/N^2, wyy = 1/M^2, all pairs (N, M >= 1); unbiased: wxx =
+  // 1/(N(N-1)), wyy = 1/(M(M-1)), the diagonal pairs i = i' and j = j' left out (N, M >= 2). A
+  // 0-dim tensor, float64 for float64 inputs, else float32 (the compute precision). Tiled (GEMM
+  // tiles of the cross terms, squared distances max(|a|^2 + |b|^2 - 2 a.b, 0); the diagonal pairs
+  // use d2 = 0 exactly), never holding an N x N or N x M matrix. Reduction order fixed by the sizes
+  // (deterministic; on CPU independent of the thread count).
+  m.def("mmd(Tensor x, Tensor y, float[] bandwidths, bool unbiased) -> Tensor");
+  // output_mask = (want grad_x, want grad_y); an unwanted gradient is an empty [0] tensor; grad_x
+  // [N, D] and grad_y [M, D] have the inputs' dtype (contiguous). With w(a, b) = sum_s 2 h_s
+  // exp(-||a - b||^2 h_s):
+  //   grad_x_i = grad (2 wxx sum_{i'} w(x_i, x_i') (x_i' - x_i)
+  //                    - 2/(N M) sum_j w(x_i, y_j) (y_j - x_i)),  likewise grad_y_j,
+  // computed as (W z)_i - x_i (W 1)_i with GEMM tiles of W z; grad is read on the device.
+  m.def(
+      "mmd_backward(Tensor grad, Tensor x, Tensor y, float[] bandwidths, bool unbiased, "
+      "bool[2] output_mask) -> (Tensor, Tensor)");
   // Reparameterisation trick (VAE-style Gaussian encoder): mu, logvar [B, D] share one shape, dtype
   // (float32, float64, float16, bfloat16: float32 compute, float64 for float64) and device;
   //   z = mu + exp(logvar / 2) * eps,  eps[i, :] = the Box-Muller normals of row counter offset + i

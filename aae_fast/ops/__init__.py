@@ -9,6 +9,7 @@ from .prior_sample import sample_categorical, sample_gaussian_mixture, sample_sw
 from .adversarial_loss import adversarial_d_loss, adversarial_g_loss
 from .reconstruction_loss import reconstruction_loss
 from .parzen_log_likelihood import parzen_log_likelihood
+from .mmd import mmd
 from .gaussian_reparameterize import gaussian_reparameterize
 from .linear_act import linear_act
 
@@ -20,6 +21,7 @@ __all__ = [
     "adversarial_g_loss",
     "reconstruction_loss",
     "parzen_log_likelihood",
+    "mmd",
     "gaussian_reparameterize",
     "linear_act",
 ]
