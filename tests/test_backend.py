@@ -90,3 +90,29 @@ def test_pure_pytorch_fallback_when_extension_disabled():
     r = af.priors.SwissRoll().sample(5, generator=af.PhiloxGenerator(seed=1))
     torch.testing.assert_close(torch.tensor(out["r"]), r, atol=1e-5, rtol=1e-5)
     assert out["state"] == g.get_state().tolist()
+
+
+@pytest.mark.parametrize(
+    "module, ops",
+    [
+        ("linear_act", {"linear_act", "linear_act_backward"}),
+        ("gaussian_reparameterize", {"gaussian_reparameterize", "gaussian_reparameterize_backward"}),
+        ("adversarial_loss", {"adversarial_d_loss", "adversarial_d_loss_backward",
+                              "adversarial_g_loss", "adversarial_g_loss_backward"}),
+        ("reconstruction_loss", {"reconstruction_loss", "reconstruction_loss_backward"}),
+        ("parzen_log_likelihood", {"parzen_log_likelihood"}),
+        ("mmd", {"mmd", "mmd_backward"}),
+        ("prior_sample", {"sample_gaussian_mixture", "sample_swiss_roll", "sample_categorical"}),
+    ],
+)
+def test_triton_launchers_exist_for_every_op(module, ops, monkeypatch):
+    """What each op module registers for CUDA tensors when a GPU is present: a Triton launcher per
+    op, each a callable of the kernels package. Checked here with CUDA faked, so that a launcher
+    table naming a function the kernels do not have fails on a CPU machine too, not at import on
+    the first GPU (it once did)."""
+    import importlib
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    launchers = importlib.import_module(f"aae_fast.ops.{module}")._triton_launchers()
+    assert set(launchers) == ops
+    assert all(callable(fn) for fn in launchers.values())

@@ -199,7 +199,12 @@ def _triton_launchers() -> dict:
         return {}
     from aae_fast.kernels import adversarial_loss as triton_kernels
 
-    return {name: getattr(triton_kernels, name) for name in _COMPOSITES}
+    return {
+        "adversarial_d_loss": triton_kernels.adversarial_d_loss_fwd,
+        "adversarial_d_loss_backward": triton_kernels.adversarial_d_loss_bwd,
+        "adversarial_g_loss": triton_kernels.adversarial_g_loss_fwd,
+        "adversarial_g_loss_backward": triton_kernels.adversarial_g_loss_bwd,
+    }
 
 
 _backend.register_python_kernels(_COMPOSITES, _triton_launchers())
