@@ -31,11 +31,18 @@ _BWD_BLOCK_M = 32
 
 
 @triton.jit
-def _activation(z, slope, ACT: tl.constexpr):
+def _times_slope(v, slope_hi, slope_lo):
+    """v * leaky_relu's slope. Triton passes float arguments as float32, so the slope comes as its
+    float32 head and tail (_split_slope): float64 v keeps ~48 bits of it, float32 v loses nothing."""
+    return v * slope_hi + v * slope_lo
+
+
+@triton.jit
+def _activation(z, slope_hi, slope_lo, ACT: tl.constexpr):
     if ACT == 1:
         z = tl.where(z > 0, z, 0.0)
     elif ACT == 2:
-        z = tl.where(z > 0, z, z * slope)
+        z = tl.where(z > 0, z, _times_slope(z, slope_hi, slope_lo))
     elif ACT == 3:
         e = tl.exp(-tl.abs(z))
         d = 1.0 / (1.0 + e)
@@ -48,11 +55,11 @@ def _activation(z, slope, ACT: tl.constexpr):
 
 
 @triton.jit
-def _activation_grad(g, y, slope, ACT: tl.constexpr):
+def _activation_grad(g, y, slope_hi, slope_lo, ACT: tl.constexpr):
     if ACT == 1:
         g = tl.where(y > 0, g, 0.0)
     elif ACT == 2:
-        g = tl.where(y > 0, g, g * slope)
+        g = tl.where(y > 0, g, _times_slope(g, slope_hi, slope_lo))
     elif ACT == 3:
         g = g * (y * (1.0 - y))
     elif ACT == 4:
@@ -65,7 +72,7 @@ def _linear_act_fwd_kernel(
     x_ptr, w_ptr, b_ptr, y_ptr,
     B, N, K,
     stride_xb, stride_xk, stride_wn, stride_wk,
-    slope,
+    slope_hi, slope_lo,
     HAS_BIAS: tl.constexpr, ACT: tl.constexpr, IEEE: tl.constexpr, ACC: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
 ):
@@ -88,7 +95,7 @@ def _linear_act_fwd_kernel(
     if HAS_BIAS:
         bias = tl.load(b_ptr + cols, mask=cols < N, other=0.0).to(ACC)
         acc += bias[None, :]
-    acc = _activation(acc, slope, ACT)
+    acc = _activation(acc, slope_hi, slope_lo, ACT)
     tl.store(y_ptr + rows[:, None] * N + cols[None, :], acc.to(y_ptr.dtype.element_ty),
              mask=(rows[:, None] < B) & (cols[None, :] < N))
 
@@ -97,7 +104,7 @@ def _linear_act_fwd_kernel(
 def _linear_act_bwd_epilogue_kernel(
     g_ptr, y_ptr, gz_ptr, gb_ptr,
     B, N,
-    slope,
+    slope_hi, slope_lo,
     STORE_GZ: tl.constexpr, NEED_GB: tl.constexpr, ACT: tl.constexpr, ACC: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
 ):
@@ -110,7 +117,7 @@ def _linear_act_bwd_epilogue_kernel(
         offs = rows[:, None] * N + cols[None, :]
         g = tl.load(g_ptr + offs, mask=mask, other=0.0).to(ACC)
         y = tl.load(y_ptr + offs, mask=mask, other=0.0).to(ACC)
-        gz = _activation_grad(g, y, slope, ACT).to(gz_ptr.dtype.element_ty)
+        gz = _activation_grad(g, y, slope_hi, slope_lo, ACT).to(gz_ptr.dtype.element_ty)
         if STORE_GZ:
             tl.store(gz_ptr + offs, gz, mask=mask)
         if NEED_GB:
@@ -136,6 +143,12 @@ else:
         ],
         key=["B", "N", "K"],
     )(_linear_act_fwd_kernel)
+
+
+def _split_slope(slope) -> tuple[float, float]:
+    """(head, tail): float32 numbers whose sum is `slope` to ~48 bits (see _times_slope)."""
+    head = float(torch.tensor(float(slope), dtype=torch.float32))
+    return head, float(slope) - head
 
 
 def _acc_dtype(dtype):
@@ -175,7 +188,7 @@ def linear_act_fwd(x, weight, bias=None, activation="relu", negative_slope=0.01)
         x, weight, bias_arg, y,
         B, N, K,
         x.stride(0), x.stride(1), weight.stride(0), weight.stride(1),
-        float(negative_slope),
+        *_split_slope(negative_slope),
         HAS_BIAS=bias is not None, ACT=_ACT_CODES[activation],
         IEEE=x.dtype in (torch.float32, torch.float64), ACC=_acc_dtype(x.dtype),
         **(_INTERPRET_BLOCKS if _INTERPRET else {}),
@@ -207,7 +220,7 @@ def linear_act_bwd(grad, y, x, weight, activation, negative_slope, output_mask):
         else:
             _linear_act_bwd_epilogue_kernel[(triton.cdiv(N, _BWD_BLOCK_N),)](
                 g, yc, gz, grad_b if need_gb else yc,
-                B, N, float(negative_slope),
+                B, N, *_split_slope(negative_slope),
                 STORE_GZ=store_gz, NEED_GB=need_gb, ACT=_ACT_CODES[activation], ACC=_acc_dtype(y.dtype),
                 BLOCK_M=_BWD_BLOCK_M, BLOCK_N=_BWD_BLOCK_N,
             )

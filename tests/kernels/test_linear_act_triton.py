@@ -78,7 +78,7 @@ def test_backward(dtype, activation, mask):
     x, w, b = inputs(B, K, N, dtype)
     xd, wd, bd = (t.double().requires_grad_() for t in (x, w, b))
     yd = act(F.linear(xd, wd, bd), activation)
-    g = torch.randn(B, N, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    g = torch.randn(B, N, generator=torch.Generator().manual_seed(1), dtype=torch.float64).to(DEVICE)
     refs = torch.autograd.grad(yd, (xd, wd, bd), g)
     y = yd.detach().to(dtype)
     got = kl.linear_act_bwd(g.to(DEVICE, dtype), y, x if mask[1] else None, w if mask[0] else None,
