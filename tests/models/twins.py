@@ -45,8 +45,8 @@ VARIANTS = {
 NUM_CLASSES = 4
 
 
-def make_twins(name: str, optimizer: str = "sgd", seed: int = 0, **overrides):
-    """(reference model, fused model) with equal weights."""
+def make_twins(name: str, optimizer: str = "sgd", seed: int = 0, device="cpu", **overrides):
+    """(reference model, fused model) with equal weights, on ``device``."""
     cls_name, kwargs, _ = VARIANTS[name]
     kwargs = {
         "input_dim": IN,
@@ -60,7 +60,7 @@ def make_twins(name: str, optimizer: str = "sgd", seed: int = 0, **overrides):
     reference = getattr(ref, cls_name)(**kwargs)
     model = getattr(fused, cls_name)(**kwargs, seed=1234)
     model.load_state_dict(reference.state_dict())
-    return reference, model
+    return reference.to(device), model.to(device)
 
 
 def share_noise(reference, model) -> None:
@@ -68,12 +68,12 @@ def share_noise(reference, model) -> None:
     noise come from a Philox stream with the fused model's seed, consumed in the same order (the
     fused Gaussian-noise layout equals the reparameterisation op's, csrc/include/aae_fast/philox.h).
     """
-    gen = PhiloxGenerator.wrap(model.rng_state().clone())
+    gen = PhiloxGenerator.wrap(model.rng_state().clone())  # on the model's device
     normals: dict[int, Gaussian] = {}
 
     def sample(prior, n, labels=None, generator=None):
         return prior.sample(
-            n, labels=labels, generator=gen, device="cpu", dtype=torch.float32, backend="fused"
+            n, labels=labels, generator=gen, device=gen.device, dtype=torch.float32, backend="fused"
         )
 
     def randn(shape, like, generator=None):
@@ -85,8 +85,9 @@ def share_noise(reference, model) -> None:
     reference._randn = randn
 
 
-def batches(name: str, steps: int, n: int = 9, seed: int = 7):
-    """``steps`` random batches for the variant (labels with -1 rows where the variant allows)."""
+def batches(name: str, steps: int, n: int = 9, seed: int = 7, device="cpu"):
+    """``steps`` random batches for the variant (labels with -1 rows where the variant allows), on
+    ``device``."""
     _, _, labelled = VARIANTS[name]
     g = torch.Generator().manual_seed(seed)
     out = []
@@ -100,5 +101,5 @@ def batches(name: str, steps: int, n: int = 9, seed: int = 7):
             if name in ("semi-supervised", "dim-reduction-semi"):
                 b["x_labelled"] = torch.rand(5, IN, generator=g)
                 b["y_labelled"] = torch.randint(NUM_CLASSES, (5,), generator=g)
-        out.append(b)
+        out.append({k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in b.items()})
     return out
