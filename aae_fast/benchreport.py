@@ -56,6 +56,7 @@ __all__ = [
     "plot_throughput",
     "plot_peak",
     "build_report",
+    "merge_results",
     "run_suite",
     "QUICK_ENV",
 ]
@@ -637,7 +638,10 @@ def render_markdown(results: dict, plots: dict[str, str] | None = None, source: 
             + "; ".join(f"`{m}` = {d}" for m, d in MODELS.items()) + ". Implementations: `eager` the "
             "reference (the best user's schedule), `naive` the straightforward schedule, `compile` "
             "/ `compile_step` torch.compile of the reference, `fused` aae_fast, `fused_compile` "
-            "aae_fast with its networks compiled. FLOPs are the GEMM FLOPs of the schedule that ran "
+            "aae_fast with its networks compiled, `graph` / `fused_graph` (GPU) the reference / "
+            "aae_fast stepped by `Trainer(cuda_graph=True)`, the whole step replayed as one CUDA "
+            "graph (its memory pool is allocated at capture, before the timed calls, so their peak "
+            "memory reads near zero). FLOPs are the GEMM FLOPs of the schedule that ran "
             "(benchmarks/training_schedules.py); % of peak is against torch.mm in the same precision "
             "measured in the same run.",
             "",
@@ -774,6 +778,46 @@ def analyse(results: dict) -> dict:
     results["summary"] = summarise(results.get("pytest_benchmark") or {})
     results["targets"] = judge_targets(results["summary"], results.get("machine") or {})
     return results
+
+
+def merge_results(paths: list[Path | str]) -> dict:
+    """One results dict from several `aae-fast bench` files of the same machine and day, e.g. runs
+    with different `-k` selections that had to fit separate time limits (the lent GPU's calls). The
+    machine is the first file's; every case is kept once (a case measured twice: the later file
+    wins); "select" lists each part's selection; summary and targets are recomputed."""
+    if not paths:
+        raise ValueError("merge_results: no results file given")
+    parts = []
+    for path in map(Path, paths):
+        results = json.loads(path.read_text())
+        if "pytest_benchmark" not in results:
+            raise ValueError(f"{path}: not a results file of `aae-fast bench` (no pytest_benchmark)")
+        parts.append((path, results))
+    first_path, first = parts[0]
+    machine = first.get("machine") or {}
+    for path, results in parts[1:]:
+        other = results.get("machine") or {}
+        for key in ("device", "torch", "triton", "aae_fast"):
+            if other.get(key) != machine.get(key):
+                raise ValueError(
+                    f"{path}: {key} {other.get(key)!r} differs from {first_path}'s "
+                    f"{machine.get(key)!r}; only runs of one machine and software can be merged"
+                )
+    cases: dict[str, dict] = {}
+    for _, results in parts:
+        for case in results["pytest_benchmark"].get("benchmarks", []):
+            cases[case.get("fullname") or case["name"]] = case
+    names = {n for _, r in parts for n in ("skipped", "failed")}
+    merged = {
+        "machine": machine,
+        "quick": any(r.get("quick") for _, r in parts),
+        "select": [r.get("select") for _, r in parts],
+        "wall_s": round(sum(r.get("wall_s") or 0.0 for _, r in parts), 1),
+        **{n: [x for _, r in parts for x in r.get(n) or []] for n in sorted(names)},
+        "pytest_benchmark": {**first["pytest_benchmark"], "benchmarks": list(cases.values())},
+        "merged_from": [p.name for p, _ in parts],
+    }
+    return analyse(merged)
 
 
 def build_report(json_path: Path | str, results: dict | None = None) -> dict[str, Path]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -239,12 +240,15 @@ def _add_bench(sub) -> None:
                         "on 2 CPU cores); files get a -quick suffix")
     p.add_argument("--report-only", type=Path, default=None, metavar="PATH.json",
                    help="run nothing: rebuild the Markdown report and the plots beside PATH.json")
+    p.add_argument("--merge", type=Path, nargs="+", default=None, metavar="PATH.json",
+                   help="run nothing: merge results files of one machine (runs with different -k "
+                        "selections) into OUT/<first file's name>, with its report and plots")
     p.add_argument("--quiet", action="store_true", help="no progress line per case")
     p.set_defaults(func=_cmd_bench)
 
 
 def _cmd_bench(args) -> int:
-    from .benchreport import build_report, run_suite
+    from .benchreport import build_report, merge_results, run_suite
 
     if args.report_only is not None:
         if not args.report_only.is_file():
@@ -254,6 +258,22 @@ def _cmd_bench(args) -> int:
         except (ValueError, KeyError) as exc:
             raise SystemExit(f"aae-fast bench: --report-only {args.report_only}: {exc}") from None
         print("wrote " + ", ".join(str(paths[k]) for k in ("markdown", "throughput", "peak")))
+        return 0
+    if args.merge is not None:
+        missing = [str(p) for p in args.merge if not p.is_file()]
+        if missing:
+            raise SystemExit(f"aae-fast bench: --merge: no such file: {', '.join(missing)}")
+        if args.out is None:
+            raise SystemExit("aae-fast bench: --merge needs --out DIR (the merged file's folder)")
+        try:
+            merged = merge_results(args.merge)
+        except (ValueError, KeyError, json.JSONDecodeError) as exc:
+            raise SystemExit(f"aae-fast bench: --merge: {exc}") from None
+        args.out.mkdir(parents=True, exist_ok=True)
+        path = args.out / args.merge[0].name
+        path.write_text(json.dumps(merged, indent=1))
+        paths = build_report(path, merged)
+        print("wrote " + ", ".join(str(p) for p in paths.values()))
         return 0
     try:
         run_suite(args.suite, args.out or args.suite / "results", select=args.select,

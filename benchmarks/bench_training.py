@@ -21,6 +21,9 @@ with a device sync inside the timed call. Implementations (the first part of the
                    tensors after the first ("Trying to backward through the graph a second time")
     fused          aae_fast.models (skipped while it does not exist)
     fused_compile  the fused model with its networks compiled in place
+    graph          (GPU only) the reference stepped by `Trainer(cuda_graph=True)`: the whole step,
+                   optimiser updates included, captured in one CUDA graph and replayed
+    fused_graph    (GPU only) the fused model, likewise
 
 fp32 at batch 100 and 1000 (every implementation); bf16 autocast at 1000 and 4096 (eager, compile,
 fused); on a GPU also batch 8192 in both. extra_info: samples_per_s, flops_per_sample (GEMM FLOPs of
@@ -51,6 +54,7 @@ from conftest import bench_device, record_throughput, run_timed, synchronize
 from training_schedules import naive_training_step, phase_flops, step_flops
 
 import aae_fast.reference as ref
+from aae_fast.training import Trainer
 
 DEVICE = bench_device()
 ON_GPU = DEVICE.type == "cuda"
@@ -58,8 +62,11 @@ ON_GPU = DEVICE.type == "cuda"
 MODELS = ("aae", "ssaae")
 FP32_BATCHES = [100, 1000] + ([8192] if ON_GPU else [])
 BF16_BATCHES = [1000, 4096] + ([8192] if ON_GPU else [])
-FP32_IMPLS = ("eager", "naive", "compile", "compile_step", "fused", "fused_compile", "pythae")
-BF16_IMPLS = ("eager", "compile", "fused")
+GRAPHED = ("graph", "fused_graph")  # CUDA graphs: GPU only
+FP32_IMPLS = ("eager", "naive", "compile", "compile_step", "fused", "fused_compile", "pythae") + (
+    GRAPHED if ON_GPU else ()
+)
+BF16_IMPLS = ("eager", "compile", "fused") + (GRAPHED if ON_GPU else ())
 COMPILED = ("compile", "compile_step", "fused_compile")
 
 #: Timed rounds per batch size: a step takes ~0.03 s at batch 100 and seconds at 4096 on the CPU.
@@ -162,8 +169,14 @@ def compile_in_place(net: torch.nn.Module) -> None:
     net.forward = torch.compile(net.forward, fullgraph=True)
 
 
-def make_step(model, impl: str, batch: dict, optimizers: dict, amp):
+def make_step(model, impl: str, batch: dict, optimizers: dict, amp, precision: str = "fp32"):
     """The timed call of `impl`; compiles where the implementation says so."""
+    if impl in GRAPHED:
+        # The Trainer's own capture (warm-up steps on a side stream, then one graph per batch
+        # signature); `_train_step` is its step without the host read of `Trainer.step`.
+        trainer = Trainer(model, device=batch["x"].device, precision=precision, progress=False,
+                          cuda_graph=True, cuda_graph_warmup=2)
+        return lambda: trainer._train_step(batch)
     if impl == "naive":
         return lambda: naive_training_step(model, batch, optimizers, amp)
     if impl in ("compile", "fused_compile"):
@@ -194,7 +207,7 @@ def test_training_step(benchmark, impl, model_name, batch, precision):
         # per-code recompile limit (8) lest later ones fall back to eager.
         torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
     try:
-        step = make_step(model, impl, data, optimizers, amp)
+        step = make_step(model, impl, data, optimizers, amp, precision)
         if impl in COMPILED:
             try:
                 step()  # compiles here: a failure on this machine skips the case
@@ -202,6 +215,8 @@ def test_training_step(benchmark, impl, model_name, batch, precision):
             except Exception as exc:  # noqa: BLE001 (inductor raises many kinds)
                 pytest.skip(f"{impl} failed on {device}: {type(exc).__name__}: {str(exc)[:300]}")
         warmup = 0 if benchmark.disabled else (2 if batch >= 4096 else 3)
+        if impl in GRAPHED:  # two eager warm-up steps and the capture come first
+            warmup = max(warmup, 3)
         run_timed(benchmark, step, device, rounds=ROUNDS[batch], warmup=warmup)
     finally:
         if impl in COMPILED:

@@ -280,6 +280,45 @@ def test_cli_report_only(tmp_path, capsys):
         main(["bench", "--report-only", str(tmp_path / "other.json")])
 
 
+def test_merge_runs_of_one_machine(tmp_path, capsys):
+    """Two runs with different -k selections (the lent GPU's calls): one file, every case once
+    (the later file's figure where both measured it), targets judged over both."""
+    first = _results({"benchmarks": [train("eager", "aae", 100, "fp32", 0.018),
+                                     train("fused", "aae", 100, "fp32", 0.020)]})
+    first["select"], first["wall_s"] = "not compile", 10.0
+    second = _results({"benchmarks": [train("fused", "aae", 100, "fp32", 0.010),
+                                      train("compile", "aae", 100, "fp32", 0.015)]})
+    second["select"], second["wall_s"] = "compile", 5.0
+    a, b = tmp_path / "a" / "run.json", tmp_path / "b.json"
+    a.parent.mkdir()
+    a.write_text(json.dumps(first))
+    b.write_text(json.dumps(second))
+
+    merged = br.merge_results([a, b])
+    names = sorted(c["name"] for c in merged["pytest_benchmark"]["benchmarks"])
+    assert names == [f"test_training_step[{i}-aae-b100-fp32]" for i in ("compile", "eager", "fused")]
+    fused = next(r for r in merged["summary"] if r["impl"] == "fused")
+    assert fused["median_s"] == 0.010
+    assert merged["select"] == ["not compile", "compile"] and merged["wall_s"] == 15.0
+    assert merged["merged_from"] == ["run.json", "b.json"]
+    ahead = [t for t in merged["targets"] if t["case"] == "aae B=100 fp32" and "compile" in t["target"]]
+    assert ahead and ahead[0]["status"] == "met"  # fused 10 ms against compile 15 ms
+
+    out = tmp_path / "out"
+    assert main(["bench", "--merge", str(a), str(b), "--out", str(out)]) == 0
+    assert json.loads((out / "run.json").read_text())["merged_from"] == ["run.json", "b.json"]
+    assert (out / "run.md").is_file() and "wrote" in capsys.readouterr().out
+
+    with pytest.raises(SystemExit, match="--merge needs --out"):
+        main(["bench", "--merge", str(a)])
+    with pytest.raises(SystemExit, match="no such file"):
+        main(["bench", "--merge", str(a), str(tmp_path / "missing.json"), "--out", str(out)])
+    second["machine"] = {**second["machine"], "torch": "2.11.0"}
+    b.write_text(json.dumps(second))
+    with pytest.raises(SystemExit, match="torch '2.11.0' differs from .*'2.13.0\\+cpu'"):
+        main(["bench", "--merge", str(a), str(b), "--out", str(out)])
+
+
 # ------------------------------------------------------------------------------------------------
 # The runner's helpers
 
