@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 
@@ -75,6 +75,24 @@ class Prior(ABC):
         if backend == "fused":
             return self._sample_fused(n, labels, generator, device, dtype)
         return self._sample_eager(n, labels, generator, device, dtype)
+
+    def log_prob(self, z: torch.Tensor) -> torch.Tensor:
+        """log p(z) [N] of codes z [N, dim], differentiable in z, computed in z's dtype (float32
+        or float64). Priors with a density have it (Gaussian, MixtureOfGaussians); the VAE baseline
+        needs it where the KL term has no closed form. The others only sample, which is all an AAE
+        needs (the point of §2)."""
+        raise NotImplementedError(
+            f"{type(self).__name__} has no density (log_prob): it can only be sampled"
+        )
+
+    def _check_codes(self, z: Any) -> torch.Tensor:
+        if not isinstance(z, torch.Tensor):
+            raise TypeError(f"z must be a torch.Tensor, got {type(z).__name__}")
+        if z.dim() != 2 or z.shape[1] != self.dim:
+            raise ValueError(f"z must have shape [N, {self.dim}], got {list(z.shape)}")
+        if z.dtype not in (torch.float32, torch.float64):
+            raise TypeError(f"z must be float32 or float64, got {z.dtype}")
+        return z
 
     # -- subclass hooks -----------------------------------------------------------------------
     @abstractmethod
@@ -176,6 +194,12 @@ class Gaussian(Prior):
         eps = torch.randn(n, self.dim, generator=generator, device=device, dtype=p["loc"].dtype)
         return (p["loc"] + p["scale"] * eps).to(dtype)
 
+    def log_prob(self, z: torch.Tensor) -> torch.Tensor:
+        z = self._check_codes(z)
+        mean, std = self.mean.to(z), self.std.to(z)
+        u = (z - mean) / std
+        return -0.5 * (u * u).sum(1) - std.log().sum() - 0.5 * self.dim * math.log(2 * math.pi)
+
     def __repr__(self) -> str:
         return f"Gaussian(dim={self.dim})"
 
@@ -229,6 +253,7 @@ class MixtureOfGaussians(Prior):
             self.num_components, self.dim = self.means.shape
             self.scale = _scale_from(covariances, stds, self.num_components, self.dim)
         self.weights = _normalised_weights(weights, self.num_components)
+        self._density_cache: dict[tuple[torch.device, torch.dtype], tuple[torch.Tensor, ...]] = {}
 
     @property
     def covariances(self) -> torch.Tensor:
@@ -255,6 +280,28 @@ class MixtureOfGaussians(Prior):
         else:
             z = p["loc"][c] + (p["scale"][c] @ eps.unsqueeze(-1)).squeeze(-1)
         return z.to(dtype)
+
+    def log_prob(self, z: torch.Tensor) -> torch.Tensor:
+        """log sum_k w_k N(z; mean_k, cov_k) [N], by a log-sum-exp over the components."""
+        z = self._check_codes(z)
+        key = (z.device, z.dtype)
+        if key not in self._density_cache:
+            # Inverse Cholesky factors once (float64), then one batched product per call instead
+            # of N x K triangular solves.
+            if self.scale.dim() == 2:
+                inverse = torch.diag_embed(1.0 / self.scale)
+                log_det = self.scale.log().sum(1)
+            else:
+                eye = torch.eye(self.dim, dtype=torch.float64).expand_as(self.scale)
+                inverse = torch.linalg.solve_triangular(self.scale, eye, upper=False)
+                log_det = torch.diagonal(self.scale, dim1=-2, dim2=-1).log().sum(-1)
+            constant = self.weights.log() - log_det - 0.5 * self.dim * math.log(2 * math.pi)
+            self._density_cache[key] = tuple(
+                t.to(device=z.device, dtype=z.dtype) for t in (self.means, inverse, constant)
+            )
+        means, inverse, constant = self._density_cache[key]
+        u = (inverse @ (z[:, None, :] - means[None]).unsqueeze(-1)).squeeze(-1)  # L_k^-1 (z - mean_k)
+        return torch.logsumexp(constant - 0.5 * (u * u).sum(-1), dim=1)
 
     def __repr__(self) -> str:
         return f"MixtureOfGaussians(num_components={self.num_components}, dim={self.dim})"

@@ -230,3 +230,58 @@ def test_custom_prior():
 def test_bad_inputs_raise_clear_errors(call, error, message):
     with pytest.raises(error, match=message):
         call()
+
+
+# ------------------------------------------------------------------------------------------------
+# Densities (log_prob): what the VAE baseline's KL term needs
+
+
+def _reference_log_prob(prior, z):
+    from torch.distributions import Independent, MixtureSameFamily, MultivariateNormal, Normal
+    from torch.distributions import Categorical as Cat
+
+    if isinstance(prior, Gaussian):
+        return Independent(Normal(prior.mean, prior.std), 1).log_prob(z)
+    scale = prior.scale if prior.scale.dim() == 3 else torch.diag_embed(prior.scale)
+    return MixtureSameFamily(Cat(prior.weights), MultivariateNormal(prior.means, scale_tril=scale)).log_prob(z)
+
+
+DENSITIES = {
+    "gaussian": lambda: Gaussian(3, mean=[1.0, -2.0, 0.5], std=[0.5, 1.0, 2.0]),
+    "mixture-circle": lambda: MixtureOfGaussians(),
+    "mixture-circle-5d": lambda: MixtureOfGaussians(num_components=7, dim=5),
+    "mixture-diagonal": lambda: MixtureOfGaussians(
+        means=[[0.0, 1.0, 2.0], [3.0, -1.0, 0.0]], stds=[[0.5, 1.0, 2.0], [1.0, 0.3, 0.7]], weights=[1, 3]
+    ),
+    "mixture-full": lambda: MixtureOfGaussians(
+        means=[[0.0, 0.0], [2.0, 1.0]], covariances=[[[2.0, 0.5], [0.5, 1.0]], [[0.3, -0.1], [-0.1, 0.4]]]
+    ),
+}
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("name", sorted(DENSITIES))
+def test_log_prob_matches_torch_distributions(name, dtype):
+    prior = DENSITIES[name]()
+    z = 3 * torch.randn(37, prior.dim, generator=gen(1), dtype=torch.float64)
+    want = _reference_log_prob(prior, z)
+    got = prior.log_prob(z.to(dtype))
+    assert got.dtype == dtype and got.shape == (37,)
+    tol = 1e-12 if dtype == torch.float64 else 1e-4
+    torch.testing.assert_close(got.double(), want, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("name", ["gaussian", "mixture-full"])
+def test_log_prob_gradient(name):
+    prior = DENSITIES[name]()
+    z = torch.randn(5, prior.dim, generator=gen(2), dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(prior.log_prob, (z,))
+
+
+def test_log_prob_bad_input_and_sample_only_priors():
+    with pytest.raises(ValueError, match=r"z must have shape \[N, 2\], got \[4, 3\]"):
+        MixtureOfGaussians().log_prob(torch.zeros(4, 3))
+    with pytest.raises(TypeError, match="z must be float32 or float64, got torch.int64"):
+        Gaussian(2).log_prob(torch.zeros(4, 2, dtype=torch.long))
+    with pytest.raises(NotImplementedError, match="SwissRoll has no density"):
+        SwissRoll().log_prob(torch.zeros(4, 2))
