@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version as _dist_version
 
-from . import _backend, data, evaluation, models, nn, ops, priors, random, reference
+from . import _backend, baselines, data, evaluation, models, nn, ops, priors, random, reference
 from .models import (
     AdversarialAutoencoder,
     ClusteringAAE,
@@ -81,6 +81,7 @@ __all__ = [
     "SupervisedAAE",
     "accelerate",
     "backend_info",
+    "baselines",
     "models",
     "nn",
     "data",

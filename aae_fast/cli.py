@@ -43,7 +43,8 @@ def _add_train(sub) -> None:
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("--model", choices=MODELS, default="aae", help="paper variant")
+    p.add_argument("--model", choices=MODELS, default="aae",
+                   help="paper variant, or a baseline of its comparison (vae, gmmn-ae)")
     p.add_argument("--prior", choices=PRIORS, default="gaussian", help="prior on the style code z")
     p.add_argument("--encoder", choices=ENCODERS, default="deterministic", help="q(z|x) of --model aae")
     p.add_argument("--label-conditioned", action="store_true",
@@ -66,7 +67,10 @@ def _add_train(sub) -> None:
     p.add_argument("--precision", choices=PRECISIONS, default="fp32")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--parzen-samples", type=_positive_int, default=10_000,
-                   help="generated samples for the Parzen estimate (--model aae)")
+                   help="generated samples for the Parzen estimate (--model aae, vae, gmmn-ae)")
+    p.add_argument("--autoencoder-steps", type=_positive_int, default=None,
+                   help="--model gmmn-ae: steps of the autoencoder stage before the generator's "
+                        "(default: half the run)")
     p.add_argument("--no-eval", dest="evaluate", action="store_false", help="skip the evaluation")
     p.add_argument("--out", type=Path, default=Path("runs/default"), help="output directory")
     p.add_argument("--resume", type=Path, default=None, help="checkpoint to continue from")
@@ -82,7 +86,7 @@ def _cmd_train(args) -> int:
 
     fields = ("model", "prior", "encoder", "label_conditioned", "data", "labels_per_class", "clusters",
               "latent_dim", "hidden", "batch_size", "epochs", "max_steps", "optimizer", "backend",
-              "device", "precision", "seed", "parzen_samples", "evaluate")
+              "device", "precision", "seed", "parzen_samples", "evaluate", "autoencoder_steps")
     try:
         config = RunConfig(**{f: getattr(args, f) for f in fields})
     except ValueError as exc:

@@ -25,14 +25,19 @@ from typing import Any
 
 import torch
 
-MODELS = ("aae", "supervised", "semi-supervised", "clustering", "dim-reduction")
+MODELS = ("aae", "supervised", "semi-supervised", "clustering", "dim-reduction", "vae", "gmmn-ae")
+#: The models whose generated samples the Parzen estimate scores (the paper's Table 1).
+GENERATIVE = ("aae", "vae", "gmmn-ae")
+#: The paper's points of comparison (aae_fast.baselines): one implementation each, no --backend.
+BASELINES = ("vae", "gmmn-ae")
 PRIORS = ("gaussian", "mixture", "swiss-roll")
 ENCODERS = ("deterministic", "gaussian", "universal")
 BACKENDS = ("fused", "eager")  # aae_fast.models (default) or aae_fast.reference
 PRECISIONS = ("fp32", "bf16", "fp16")
 
 #: Each variant's latent size when --latent-dim is not given (the paper's choices, see the models).
-DEFAULT_LATENT = {"aae": 8, "supervised": 15, "semi-supervised": 10, "clustering": 10, "dim-reduction": 2}
+DEFAULT_LATENT = {"aae": 8, "supervised": 15, "semi-supervised": 10, "clustering": 10, "dim-reduction": 2,
+                  "vae": 8, "gmmn-ae": 8}
 
 
 @dataclass
@@ -59,6 +64,8 @@ class RunConfig:
     validation_size: int = 1000
     parzen_samples: int = 10_000
     evaluate: bool = True
+    #: gmmn-ae: steps of its first stage (the autoencoder) before the generator's; None: half the run.
+    autoencoder_steps: int | None = None
 
     def __post_init__(self) -> None:
         checks = (
@@ -72,7 +79,7 @@ class RunConfig:
         for name, value, allowed in checks:
             if value not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
-        for name in ("labels_per_class", "clusters", "latent_dim", "epochs", "max_steps"):
+        for name in ("labels_per_class", "clusters", "latent_dim", "epochs", "max_steps", "autoencoder_steps"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
@@ -80,6 +87,13 @@ class RunConfig:
             self.epochs = 1
         if self.label_conditioned and self.model != "aae":
             raise ValueError("label_conditioned applies to --model aae only")
+        if self.autoencoder_steps is not None and self.model != "gmmn-ae":
+            raise ValueError("autoencoder_steps applies to --model gmmn-ae only")
+        if self.model == "vae" and self.prior == "swiss-roll":
+            raise ValueError("--model vae needs a prior with a density (gaussian or mixture): its KL "
+                             "term cannot use the swiss roll, which can only be sampled")
+        if self.model == "gmmn-ae" and self.prior != "gaussian":
+            raise ValueError("--model gmmn-ae learns its own code distribution; --prior does not apply")
         if self.label_conditioned and self.prior == "gaussian":
             raise ValueError("label_conditioned needs a prior with components: --prior mixture or swiss-roll")
         if self.model == "semi-supervised" and self.labels_per_class is None:
@@ -159,9 +173,19 @@ def make_prior(config: RunConfig, dim: int):
     return priors.SwissRoll(num_components=10)
 
 
-def build_model(config: RunConfig, num_classes: int = 10):
-    """The run's variant on its backend (aae_fast.models: "fused", or the eager reference)."""
-    from . import models
+def build_model(config: RunConfig, num_classes: int = 10, total_steps: int | None = None):
+    """The run's variant on its backend (aae_fast.models: "fused", or the eager reference), or a
+    baseline (aae_fast.baselines). ``total_steps``: the run's length, which sets gmmn-ae's first
+    stage to half of it when ``config.autoencoder_steps`` is None."""
+    from . import baselines, models
+
+    if config.model == "vae":
+        return baselines.VAE(latent_dim=config.latent, hidden=tuple(config.hidden),
+                             prior=make_prior(config, config.latent), optimizer=config.optimizer)
+    if config.model == "gmmn-ae":
+        steps = config.autoencoder_steps or max(1, (total_steps or 2) // 2)
+        return baselines.GMMNAutoencoder(latent_dim=config.latent, hidden=tuple(config.hidden),
+                                         autoencoder_steps=steps, optimizer=config.optimizer)
 
     common = dict(hidden=tuple(config.hidden), optimizer=config.optimizer, backend=config.backend)
     latent = config.latent
@@ -219,7 +243,7 @@ def evaluate(model, config: RunConfig, splits: Splits, trainer, out_dir: Path, p
             else:
                 final["test_error"] = evaluation.classification_error(predicted.cpu(), test_y.cpu())
 
-    if config.model == "aae" and config.evaluate:
+    if config.model in GENERATIVE and config.evaluate:
         samples = model.generate(config.parzen_samples).reshape(config.parzen_samples, -1)
         val_x = splits.validation.images.to(device)
         result = evaluation.evaluate_parzen(test_x, samples, validation=val_x, progress=progress)
@@ -250,7 +274,7 @@ def _figures(model, config: RunConfig, x, y, out_dir: Path) -> list[Path]:
     codes = _codes_for_plot(model, x[:n]).float().cpu()
     title = f"{config.model} codes of {n} test images ({config.prior} prior)"
     paths.append(evaluation.plot_latent(codes, y[:n].cpu(), out_dir / "latent.png", title=title))
-    if codes.shape[1] == 2 and config.model in ("aae", "supervised"):
+    if codes.shape[1] == 2 and config.model in ("aae", "supervised", "vae"):
         prior_samples = model.prior.sample(n, backend="eager")
         paths.append(evaluation.plot_prior_and_codes(prior_samples.cpu(), codes, y[:n].cpu(),
                                                      out_dir / "latent_vs_prior.png"))
@@ -299,6 +323,14 @@ def train(config: RunConfig, out_dir: Path, resume: Path | None = None, progress
         distributed.destroy_distributed(context)
 
 
+def _total_steps(config: RunConfig, rows: int) -> int:
+    """The run's optimiser steps (the Trainer drops the last partial batch of an epoch)."""
+    per_epoch = max(1, rows // config.batch_size)
+    if config.max_steps is not None:
+        return config.max_steps if config.epochs is None else min(config.max_steps, config.epochs * per_epoch)
+    return config.epochs * per_epoch
+
+
 def _train(config: RunConfig, out_dir: Path, resume: Path | None, progress: bool, context) -> dict:
     from .training import Trainer
 
@@ -309,7 +341,8 @@ def _train(config: RunConfig, out_dir: Path, resume: Path | None, progress: bool
         write_json(out_dir / "config.json", config.to_dict())
     torch.manual_seed(config.seed)
     splits = load_splits(config)
-    model = build_model(config, splits.train.num_classes)
+    model = build_model(config, splits.train.num_classes,
+                        total_steps=_total_steps(config, len(splits.train) // world))
     device = config.device if context is None else context.device(config.device)
     kwargs = dict(device=device, labelled_data=splits.labelled, out_dir=out_dir,
                   progress=progress and main, checkpoint_every=1000)
@@ -318,6 +351,11 @@ def _train(config: RunConfig, out_dir: Path, resume: Path | None, progress: bool
     else:
         trainer = Trainer(model, precision=config.precision, seed=config.seed,
                           batch_size=config.batch_size, **kwargs)
+    if config.model == "gmmn-ae" and config.autoencoder_steps != model.autoencoder_steps:
+        # Record the stage split in force: "half the run" resolved, or a checkpoint's on resume.
+        config.autoencoder_steps = model.autoencoder_steps
+        if main:
+            write_json(out_dir / "config.json", config.to_dict())
     start = time.perf_counter()
     history = trainer.fit(splits.train, epochs=config.epochs, max_steps=config.max_steps,
                           val_data=splits.validation)

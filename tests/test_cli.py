@@ -52,6 +52,33 @@ def test_resume_continues_to_more_steps(trained_run, tmp_path):
     assert metrics["final"]["steps"] == 40
 
 
+@pytest.mark.parametrize("model, extra", [("vae", ["--prior", "mixture", "--latent-dim", "2"]),
+                                          ("gmmn-ae", [])])
+def test_baselines_train_and_get_the_aae_evaluation(model, extra, tmp_path):
+    """--model vae / gmmn-ae: the same Trainer, Parzen estimate and figures as the AAE; gmmn-ae
+    records its stage split (half the run by default) and both resume."""
+    out = tmp_path / model
+    args = ["train", "--model", model, "--data", f"mnist:{MNIST}", "--out", str(out), *extra, *TINY]
+    assert main(args) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    final = metrics["final"]
+    assert final["steps"] == 30 and final["parzen_log_likelihood"] == pytest.approx(final["parzen_log_likelihood"])
+    losses = {"vae": {"loss", "reconstruction", "kl"}, "gmmn-ae": {"reconstruction", "mmd"}}[model]
+    assert losses <= set(metrics["history"][-1])
+    assert {"latent.png", "samples.png", "reconstructions.png"} <= set(final["figures"])
+    if model == "vae":  # 2-D codes under the mixture: the paper's Fig. 2 panel
+        assert "latent_vs_prior.png" in final["figures"]
+    else:
+        assert json.loads((out / "config.json").read_text())["autoencoder_steps"] == 15
+    resumed = tmp_path / f"{model}-resumed"
+    args[args.index("--max-steps") + 1] = "40"
+    args[args.index("--out") + 1] = str(resumed)
+    assert main([*args, "--no-eval", "--resume", str(out / "checkpoint.pt")]) == 0
+    assert json.loads((resumed / "metrics.json").read_text())["final"]["steps"] == 40
+    if model == "gmmn-ae":  # the checkpoint's split, not half of the longer run
+        assert json.loads((resumed / "config.json").read_text())["autoencoder_steps"] == 15
+
+
 def test_sample_writes_a_plot(tmp_path):
     assert main(["sample", "--prior", "swiss-roll", "--labelled", "-n", "500", "--out", str(tmp_path)]) == 0
     assert (tmp_path / "prior_samples.png").stat().st_size > 0
@@ -60,7 +87,11 @@ def test_sample_writes_a_plot(tmp_path):
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["train", "--model", "vae"], "invalid choice: 'vae'"),
+        (["train", "--model", "gan"], "invalid choice: 'gan'"),
+        (["train", "--model", "vae", "--prior", "swiss-roll", "--latent-dim", "2"],
+         "--model vae needs a prior with a density"),
+        (["train", "--model", "gmmn-ae", "--prior", "mixture"], "--prior does not apply"),
+        (["train", "--autoencoder-steps", "5"], "autoencoder_steps applies to --model gmmn-ae only"),
         (["train", "--prior", "laplace"], "invalid choice: 'laplace'"),
         (["train", "--batch-size", "0"], "expected a positive integer, got 0"),
         (["train", "--hidden", "10,x"], "expected comma-separated widths"),
