@@ -85,6 +85,13 @@ class Runner:
         self.args = args
         self.rows: list[dict] = []
         args.out.mkdir(parents=True, exist_ok=True)
+        # Runs of an earlier invocation into the same --out (same experiment and budget) stay in
+        # the summary: a subset can be run, or re-run, on its own (a re-run replaces its row).
+        previous = args.out / "summary.json"
+        if previous.is_file() and not args.dry_run:
+            old = json.loads(previous.read_text())
+            if old.get("experiment") == experiment and old.get("budget") == args.budget:
+                self.rows = [r for r in old.get("runs", []) if "steps" in r]
 
     def run(self, name: str, flags: list[str], **tags) -> dict | None:
         out = self.args.out / name
@@ -105,7 +112,7 @@ class Runner:
         row = {"name": name, "command": cmd, "wall_s": round(wall, 1), **tags,
                **{k: v for k, v in final.items() if k != "figures"},
                "figures": [str(out / f) for f in final.get("figures", [])]}
-        self.rows.append(row)
+        self.rows = [r for r in self.rows if r["name"] != name] + [row]
         self.write()
         return row
 

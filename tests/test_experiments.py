@@ -17,7 +17,8 @@ pytestmark = pytest.mark.slow
 
 #: script -> (runs on the tiny budget, metrics every run must report, --out root that report.py reads)
 SCRIPTS = {
-    "parzen": (1, ("parzen_log_likelihood", "parzen_sigma", "reconstruction_loss"), "parzen-mnist"),
+    "parzen": (3, ("parzen_log_likelihood", "parzen_sigma", "reconstruction_loss"), "parzen-mnist"),
+    "figure2": (4, ("parzen_log_likelihood", "reconstruction_loss"), "figure2"),
     "semi_supervised": (2, ("test_error", "reconstruction_loss"), "semi-mnist"),
     "clustering": (2, ("test_error",), "clustering"),
     "dim_reduction": (2, ("test_error",), "dimred"),
@@ -56,6 +57,10 @@ def test_tiny_budget_runs_end_to_end(name, tmp_path):
         for prior in ("gaussian", "mixture", "swiss-roll"):
             assert (out / f"prior-{prior}" / "prior_samples.png").stat().st_size > 0
         assert (out / "mnist-supervised-style" / "style_grid.png").stat().st_size > 0
+    if name == "figure2":  # the four runs' codes in one PNG
+        assert (out / "figure2.png").stat().st_size > 10_000
+    if name == "parzen":  # the AAE and both baselines, under one protocol
+        assert sorted(row["model"] for row in summary["runs"]) == ["aae", "gmmn-ae", "vae"]
     # RESULTS.md's tables are printed from these summaries: every run appears in the report.
     table = _load("report").report(tmp_path)
     assert table.count(f"| {summary['runs'][0]['steps']} |") >= runs
@@ -89,3 +94,17 @@ def test_all_labels_is_the_largest_balanced_subset():
     per_class = module.all_labels_per_class(f"mnist:{MNIST}", seed=0)
     # 7,000 training images after the 2,000 test and 1,000 validation hold-outs, 10 classes.
     assert 500 < per_class < 700
+
+
+def test_a_second_invocation_keeps_the_first_ones_runs(tmp_path):
+    """Running a subset into the same --out adds to its summary (RESULTS.md's tables read it), and a
+    re-run replaces its own row instead of duplicating it."""
+    parzen = _load("parzen")
+    args = ["--budget", "tiny", "--data", "mnist", "--out", str(tmp_path)]
+    assert parzen.main([*args, "--models", "aae"]) == 0
+    assert parzen.main([*args, "--models", "vae"]) == 0
+    assert parzen.main([*args, "--models", "vae"]) == 0
+    runs = json.loads((tmp_path / "summary.json").read_text())["runs"]
+    assert sorted(r["model"] for r in runs) == ["aae", "vae"]
+    with pytest.raises(SystemExit, match="unknown models"):
+        parzen.main([*args, "--models", "gan"])

@@ -34,6 +34,7 @@ __all__ = [
     "pca_2d",
     "plot_image_grid",
     "plot_latent",
+    "plot_latent_panels",
     "plot_prior_and_codes",
     "plot_reconstructions",
     "plot_style_grid",
@@ -255,6 +256,64 @@ def plot_latent(
         title = _title(title, suffix)
     if title:
         ax.set_title(title)
+    return _save(fig, path)
+
+
+def plot_latent_panels(
+    panels: Sequence[tuple[str, object, object | None]],
+    path: str | Path,
+    title: str | None = None,
+    *,
+    ncols: int = 2,
+    label_names: Sequence[str] | None = None,
+    panel_size: float = 4.0,
+    dpi: float = DEFAULT_DPI,
+) -> Path:
+    """Several 2-D code scatter plots side by side, one legend: e.g. the paper's Figure 2 (AAE vs
+    VAE codes of the test set under each prior).
+
+    Args:
+        panels: ``(panel title, codes [N, 2], labels [N] or None)`` each; codes of more than two
+            dimensions are drawn on their first two principal components (said in the title).
+        path: output file.
+        title: figure title (None for none).
+        ncols: panels per row.
+        label_names, dpi: as :func:`plot_latent`; ``panel_size``: inches per panel side.
+
+    Returns:
+        The path written.
+    """
+    if not panels:
+        raise ValueError("panels must hold at least one (title, codes, labels) entry, got none")
+    ncols = _check_count(ncols, "ncols")
+    nrows = -(-len(panels) // ncols)
+    cols = min(ncols, len(panels))
+    fig = _figure((panel_size * cols + 1.5, panel_size * nrows + 0.6), dpi)
+    fig.set_layout_engine("constrained")
+    axes = np.atleast_1d(fig.subplots(nrows, cols, squeeze=False)).ravel()
+    handles: dict[str, Line2D] = {}
+    for ax, (panel_title, codes, labels) in zip(axes, panels):
+        c = _codes(codes, f"codes of panel {panel_title!r}")
+        if c.shape[1] < 2:
+            raise ValueError(f"codes of panel {panel_title!r} must have >= 2 columns, got {c.shape[1]}")
+        lab = _labels(labels, c.shape[0])
+        xy, suffix, (xlabel, ylabel), _ = _project(c)
+        _scatter_codes(fig, ax, xy, lab, label_names)
+        legend = ax.get_legend()
+        if legend is not None:  # one legend for the figure, built from the panels' entries
+            for handle in legend.legend_handles:
+                handles.setdefault(handle.get_label(), handle)
+            legend.remove()
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.set_aspect("equal", adjustable="datalim")
+        ax.set_title(_title(panel_title, suffix))
+    for ax in axes[len(panels):]:
+        ax.set_visible(False)
+    if handles:
+        fig.legend(handles=list(handles.values()), loc="outside right upper", frameon=False, title="label")
+    if title:
+        fig.suptitle(title)
     return _save(fig, path)
 
 

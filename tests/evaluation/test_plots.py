@@ -77,6 +77,21 @@ def test_plot_latent_bad_inputs(tmp_path):
     assert not (tmp_path / "x.png").exists()
 
 
+def test_plot_latent_panels(tmp_path):
+    """Figure 2's layout: panels in rows of ncols, one figure legend, PCA named in a >2-D panel's
+    title; the last row's unused axes hidden."""
+    (a, la), (b, lb), (c8, lc) = codes(300, 2), codes(200, 2, seed=1), codes(100, 8, seed=2)
+    path = plots.plot_latent_panels([("AAE", a, la), ("VAE", b, lb), ("8-D", c8, lc)],
+                                    tmp_path / "fig2.png", title="Figure 2", panel_size=3.0, dpi=100)
+    img = read(path)
+    assert img.shape[1] > img.shape[0]  # two columns of 3-inch panels, plus the legend
+    assert img[..., :3].std() > 0.05
+    with pytest.raises(ValueError, match="at least one"):
+        plots.plot_latent_panels([], tmp_path / "none.png")
+    with pytest.raises(ValueError, match=r"codes of panel '1-D' must have >= 2 columns, got 1"):
+        plots.plot_latent_panels([("1-D", torch.randn(5, 1), None)], tmp_path / "bad.png")
+
+
 def test_pca_2d_finds_the_principal_axes():
     g = torch.Generator().manual_seed(0)
     z = torch.randn(2000, 5, generator=g, dtype=torch.float64) * torch.tensor(
