@@ -374,7 +374,16 @@ def interrupting(model, at_step: int, how: str):
     return model
 
 
-def test_ctrl_c_finishes_the_step_saves_and_reraises(tmp_path, small_data):
+@pytest.fixture
+def python_sigint_handler():
+    """Python's own SIGINT handler during the test, whatever the process inherited (a run under
+    nohup or in a background job starts with SIGINT ignored), restored afterwards."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_ctrl_c_finishes_the_step_saves_and_reraises(tmp_path, small_data, python_sigint_handler):
     train, _ = small_data
     model = interrupting(make(), at_step=5, how="signal")
     trainer = Trainer(model, progress=False, out_dir=tmp_path)
