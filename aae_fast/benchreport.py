@@ -149,8 +149,9 @@ def _impl_from_id(case_id: str) -> str | None:
 
 
 def case_info(bench: dict) -> dict:
-    """What one pytest-benchmark entry measured: kind ("training", "gemm_peak" or "op"), test,
-    group, impl, and for training cases model, batch and precision."""
+    """What one pytest-benchmark entry measured: kind ("training", "scaling", "gemm_peak" or
+    "op"), test, group, impl, and for training and scaling cases model, batch and precision (and
+    the hidden width of a scaling case: test_width_scaling)."""
     name = bench.get("name", "?")
     params = bench.get("params") or {}
     extra = bench.get("extra_info") or {}
@@ -166,6 +167,12 @@ def case_info(bench: dict) -> dict:
     if test == "test_gemm_peak" or bench.get("group") == "gemm peak":
         precision = params.get("precision") or extra.get("precision") or case_id.rsplit("-", 1)[-1]
         info.update(kind="gemm_peak", impl="torch.mm", precision=precision)
+        return info
+    if test == "test_width_scaling":
+        info.update(kind="scaling", impl=params.get("impl") or extra.get("impl") or "?",
+                    model=str(extra.get("model", "aae")), batch=int(extra.get("batch", 0)),
+                    precision=str(extra.get("precision", "fp32")),
+                    hidden=int(params.get("hidden") or extra.get("hidden") or 0))
         return info
     match = _TRAIN_ID.match(case_id)
     training = test == "test_training_step" or match is not None or all(
@@ -232,7 +239,7 @@ def summarise(report: dict, baseline: str = BASELINE) -> list[dict]:
                     "flops_per_sample", "gemm_peak_gflops", "percent_of_gemm_peak", "schedule"):
             if key in extra:
                 row[key] = extra[key]
-        if info["kind"] == "training" and "samples_per_s" not in row and info["batch"]:
+        if info["kind"] in ("training", "scaling") and "samples_per_s" not in row and info["batch"]:
             row["samples_per_s"] = info["batch"] / stats["median"]
         rows.append(row)
     by_group: dict[str, dict[str, float]] = {}
@@ -242,7 +249,7 @@ def summarise(report: dict, baseline: str = BASELINE) -> list[dict]:
     for row in rows:
         base = by_group[row["group"]].get(baseline)
         row[key] = base / row["median_s"] if base and row["median_s"] > 0 else None
-    order = {"training": 0, "gemm_peak": 1, "op": 2}
+    order = {"training": 0, "scaling": 1, "gemm_peak": 2, "op": 3}
 
     def sort_key(r):
         if r["kind"] == "training":
@@ -472,11 +479,16 @@ def plot_throughput(rows: list[dict], path: Path, title: str = "") -> Path:
     panels = sorted({(m, p) for m, p, _ in groups},
                     key=lambda mp: (list(MODELS).index(mp[0]) if mp[0] in MODELS else 99, mp[0],
                                     _precision_key(mp[1])))
-    ncols = min(2, max(1, len(panels)))
-    nrows = max(1, math.ceil(len(panels) / ncols))
+    scaling = [r for r in rows if r["kind"] == "scaling" and r.get("samples_per_s")]
+    total = len(panels) + (1 if scaling else 0)
+    ncols = min(2, max(1, total))
+    nrows = max(1, math.ceil(total / ncols))
     fig = _figure(6.0 * ncols, 4.2 * nrows + 0.6)
+    if scaling:
+        _width_panel(fig.add_subplot(nrows, ncols, total), scaling)
     if not panels:
-        _no_data(fig, "no training case in this run")
+        if not scaling:
+            _no_data(fig, "no training case in this run")
     else:
         styles = _impl_styles(sorted({i for v in groups.values() for i in v}))
         for k, (model, precision) in enumerate(panels):
@@ -506,6 +518,26 @@ def plot_throughput(rows: list[dict], path: Path, title: str = "") -> Path:
     fig.savefig(path)
     fig.clear()
     return path
+
+
+def _width_panel(ax, scaling: list[dict]) -> None:
+    """Samples/s against the hidden width (test_width_scaling), one line per implementation."""
+    widths = sorted({r["hidden"] for r in scaling})
+    for impl, style in _impl_styles(sorted({r["impl"] for r in scaling})).items():
+        pts = sorted((r["hidden"], r["samples_per_s"]) for r in scaling if r["impl"] == impl)
+        if pts:
+            xs, ys = zip(*pts)
+            ax.plot(xs, ys, label=impl, **style)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xticks(widths, [str(w) for w in widths])
+    ax.minorticks_off()
+    first = scaling[0]
+    ax.set_xlabel("hidden width (every layer)")
+    ax.set_ylabel("samples / s")
+    ax.set_title(f"{first['model']}, {first['precision']}, batch {first['batch']}: width scaling")
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(fontsize=8)
 
 
 def plot_peak(rows: list[dict], path: Path, title: str = "") -> Path:
@@ -709,6 +741,23 @@ def render_markdown(results: dict, plots: dict[str, str] | None = None, source: 
     else:
         lines += ["No target judged (no training case)."]
     lines += [""]
+
+    # Scaling with the hidden width
+    scaling = [r for r in rows if r["kind"] == "scaling"]
+    if scaling:
+        lines += ["## Scaling with the hidden width", "",
+                  "The paper's AAE with every hidden layer (encoder, decoder, discriminator) widened, "
+                  "one training step per call (test_width_scaling); plotted beside the batch-size "
+                  "panels of the throughput figure.", ""]
+        body = [[str(r["hidden"]), f"`{r['impl']}`", f"{r['batch']}", r["precision"], _ms(r["median_s"]),
+                 f"{r['samples_per_s']:.0f}" if r.get("samples_per_s") else "-",
+                 _ratio(r.get("speedup_vs_eager")),
+                 f"{r['gflops_per_s']:.1f}" if r.get("gflops_per_s") else "-",
+                 f"{r['percent_of_gemm_peak']:.1f}%" if r.get("percent_of_gemm_peak") is not None else "-"]
+                for r in sorted(scaling, key=lambda r: (r["hidden"], r["median_s"]))]
+        lines += _table(["Hidden width", "Implementation", "Batch", "Precision", "Step time",
+                         "Samples/s", "vs eager", "GFLOP/s", "% of GEMM peak"], body)
+        lines += [""]
 
     # Peer
     lines += [f"## Peer: {PEER}'s Adversarial_AE", ""]

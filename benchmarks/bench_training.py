@@ -264,6 +264,43 @@ def _pythae_step(benchmark, batch: int, device: torch.device) -> None:
     benchmark.extra_info["percent_of_gemm_peak"] = 100 * benchmark.extra_info["gflops_per_s"] / peak
 
 
+#: Hidden widths of the scaling cases (every hidden layer of the encoder, decoder and
+#: discriminator), at one batch size: 100 on a CPU (a 4000-wide step is ~0.3 s there), 1000 on a GPU.
+WIDTHS = (1000, 2000, 4000)
+WIDTH_BATCH = 1000 if ON_GPU else 100
+
+
+@pytest.mark.parametrize("hidden", WIDTHS, ids=lambda h: f"h{h}")
+@pytest.mark.parametrize("impl", ["eager", "fused"])
+def test_width_scaling(benchmark, impl, hidden):
+    """How a step's time grows with the hidden width: the paper's AAE (8-D code) with every hidden
+    layer `hidden` wide, fp32, the reference against the fused model."""
+    device, batch = DEVICE, WIDTH_BATCH
+    benchmark.group = f"width_scaling aae B={batch} fp32 hidden={hidden}"
+    if impl == "fused":
+        import aae_fast.models as fused
+
+        cls = fused.AdversarialAutoencoder
+    else:
+        cls = ref.AdversarialAutoencoder
+    torch.manual_seed(0)
+    model = cls(hidden=(hidden, hidden)).to(device)
+    optimizers = model.configure_optimizers()
+    data = make_batch(batch, device)
+    warmup = 0 if benchmark.disabled else 2
+    run_timed(benchmark, lambda: model.training_step(data, optimizers), device,
+              rounds=10 if hidden >= 4000 else 15, warmup=warmup)
+    flops = step_flops(model, "best")
+    benchmark.extra_info.update(impl=impl, model="aae", batch=batch, precision="fp32", hidden=hidden,
+                                flops_per_sample=flops)
+    if benchmark.disabled:
+        return
+    record_throughput(benchmark, batch, flops=flops * batch)
+    peak = gemm_peak_gflops(str(device), "fp32")
+    benchmark.extra_info["gemm_peak_gflops"] = peak
+    benchmark.extra_info["percent_of_gemm_peak"] = 100 * benchmark.extra_info["gflops_per_s"] / peak
+
+
 @pytest.mark.parametrize("precision", ["fp32", "bf16"], ids=lambda p: f"gemm-peak-{p}")
 def test_gemm_peak(benchmark, precision):
     """torch.mm of [n, n] x [n, n] (2048 on CPU, 8192 on GPU): the peak the training cases are

@@ -7,8 +7,8 @@ benchmarks/results/.
 Quick mode (`AAE_FAST_BENCH_QUICK=1`, set by `aae-fast bench --quick`): a smoke-sized run of the
 same suite. Collection keeps only the cheap cases (`quick_keeps`: no torch.compile implementation,
 batch 100 and fp32 at most, one layer and one activation of linear_act, the smallest
-reparameterisation shape) and `run_timed` caps the rounds and warm-up calls (QUICK_ROUNDS,
-QUICK_WARMUP). Its numbers are a smoke test, not results.
+reparameterisation shape, hidden widths up to 2000) and `run_timed` caps the rounds and warm-up
+calls (QUICK_ROUNDS, QUICK_WARMUP). Its numbers are a smoke test, not results.
 """
 
 import os
@@ -85,7 +85,8 @@ def record_throughput(benchmark, items: int, nbytes: int = 0, flops: int = 0, un
 def quick_keeps(params: dict) -> bool:
     """Whether quick mode keeps a case, from its parameters (pytest's callspec.params): no
     torch.compile implementation (compiling costs seconds to tens of seconds a case), batch 100 at
-    most, fp32 only, linear_act at 1000->1000 with relu only, reparameterisation at [100, 8] only."""
+    most, fp32 only, linear_act at 1000->1000 with relu only, reparameterisation at [100, 8] only,
+    width scaling at hidden 1000 and 2000."""
     impl = params.get("impl")
     if isinstance(impl, str) and "compile" in impl:
         return False
@@ -100,6 +101,8 @@ def quick_keeps(params: dict) -> bool:
     if params.get("activation", "relu") != "relu":
         return False
     if params.get("shape", (100, 8)) != (100, 8):
+        return False
+    if params.get("hidden", 1000) > 2000:  # the width-scaling cases: 1000 and 2000 only
         return False
     return True
 

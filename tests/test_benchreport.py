@@ -280,6 +280,38 @@ def test_cli_report_only(tmp_path, capsys):
         main(["bench", "--report-only", str(tmp_path / "other.json")])
 
 
+def width(impl, hidden, median, batch=100):
+    """A test_width_scaling case as bench_training records it."""
+    flops = 45_232_000 * (hidden / 1000) ** 2
+    return bench(f"test_width_scaling[{impl}-h{hidden}]", median,
+                 group=f"width_scaling aae B={batch} fp32 hidden={hidden}",
+                 params={"impl": impl, "hidden": hidden},
+                 extra={"device": "cpu", "impl": impl, "model": "aae", "batch": batch, "precision": "fp32",
+                        "hidden": hidden, "flops_per_sample": flops, "samples_per_s": batch / median,
+                        "gflops_per_s": flops * batch / median / 1e9, "gemm_peak_gflops": 50.0,
+                        "percent_of_gemm_peak": 100 * flops * batch / median / 1e9 / 50.0},
+                 file="bench_training.py")
+
+
+def test_width_scaling_rows_table_and_panel(tmp_path):
+    report = cpu_report()
+    report["benchmarks"] += [width("eager", 1000, 0.02), width("fused", 1000, 0.018),
+                             width("eager", 4000, 0.30), width("fused", 4000, 0.25)]
+    rows = br.summarise(report)
+    scaling = [r for r in rows if r["kind"] == "scaling"]
+    assert [(r["hidden"], r["impl"]) for r in scaling] == [(1000, "fused"), (1000, "eager"),
+                                                          (4000, "fused"), (4000, "eager")]
+    assert scaling[2]["speedup_vs_eager"] == pytest.approx(1.2)
+    # not a training case: the targets of the paper's model ignore it
+    assert all("hidden" not in t["case"] for t in br.judge_targets(rows, MACHINE))
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps(_results(report)))
+    paths = br.build_report(path)
+    text = paths["markdown"].read_text()
+    assert "## Scaling with the hidden width" in text and "| 4000 | `fused` | 100 | fp32 |" in text
+    _assert_png(paths["throughput"])
+
+
 def test_merge_runs_of_one_machine(tmp_path, capsys):
     """Two runs with different -k selections (the lent GPU's calls): one file, every case once
     (the later file's figure where both measured it), targets judged over both."""
@@ -364,6 +396,8 @@ def _bench_conftest():
     ({"impl": "fused", "mode": "fwd", "batch": 100, "layer": (1000, 1000), "activation": "tanh"}, False),
     ({"impl": "fused", "mode": "bwd", "shape": (100, 8)}, True),
     ({"impl": "fused", "mode": "bwd", "shape": (1000, 1000)}, False),
+    ({"impl": "fused", "hidden": 2000}, True),
+    ({"impl": "fused", "hidden": 4000}, False),
     ({"precision": "fp32"}, True),  # gemm peak
     ({}, True),
 ])
