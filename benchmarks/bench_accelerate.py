@@ -20,6 +20,10 @@ speed-up over `eager` per group):
     phase_aae_fast_compile  the same with backend="aae_fast": linear_act, and the reconstruction
                          and adversarial losses as aae_fast's fused loss ops
 
+test_pythae_step times the same route on pythae's `Adversarial_AE` (benchmarks/peer_pythae.py, the
+model of examples/pythae_accelerate.py): one batch of pythae's own trainer step, `eager` (pythae as
+it is) against `accelerated` (after `af.accelerate(model)`); skipped where pythae is not installed.
+
 The compile cases are timed runs only (compiling takes tens of seconds on a CPU); a compile failure
 on the machine skips its case. extra_info: samples_per_s, swapped (fused layers of accelerate),
 rewrites (aae_fast ops the compile backend put in the graphs).
@@ -35,6 +39,7 @@ import torch
 
 import aae_fast as af
 from aae_fast import compile_backend
+import peer_pythae
 from conftest import bench_device, record_throughput, run_timed, synchronize
 from user_aae import PHASES, UserAAE, make_optimizers, train_step
 
@@ -113,4 +118,19 @@ def test_user_aae_step(benchmark, impl, batch):
         rewrites = sum(r.count() for r in compile_backend.reports())
         assert rewrites > 0, "the aae_fast backend rewrote nothing"
         benchmark.extra_info["rewrites"] = rewrites
+    record_throughput(benchmark, batch)
+
+
+@pytest.mark.parametrize("batch", BATCHES)
+@pytest.mark.parametrize("impl", ["eager", "accelerated"])
+def test_pythae_step(benchmark, impl, batch):
+    benchmark.group = f"pythae Adversarial_AE step B={batch} fp32"
+    if not peer_pythae.available():
+        pytest.skip("pythae is not installed (pip install pythae, or the bench extra)")
+    model, step = peer_pythae.build(DEVICE, accelerate=impl == "accelerated")
+    x = torch.rand(batch, 784, generator=torch.Generator().manual_seed(batch)).to(DEVICE)
+    warmup = 0 if benchmark.disabled else 3
+    losses = run_timed(benchmark, lambda: step(x), DEVICE, rounds=ROUNDS[batch], warmup=warmup)
+    assert all(torch.isfinite(torch.tensor(v)) for v in losses)
+    benchmark.extra_info["swapped"] = len(model.aae_fast_report.swapped) if impl == "accelerated" else 0
     record_throughput(benchmark, batch)

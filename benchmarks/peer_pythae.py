@@ -8,75 +8,45 @@ one discriminator update. Its trainer also reads three losses with `.item()` eve
 784-1000-1000-8 encoder (deterministic posterior), 8-1000-1000-784 decoder with a sigmoid (pythae's
 "bce" loss takes probabilities), 8-1000-1000-1 discriminator with a sigmoid; Adam, pythae's default.
 
-pythae is optional (`pip install pythae`; it is not a dependency of aae_fast): `available()` says
-whether it imports.
+pythae is optional (`pip install pythae`, or the `bench` extra; not a dependency of aae_fast):
+`available()` says whether it imports. The model is examples/pythae_accelerate.py's.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import sys
+from pathlib import Path
 
 import torch
-from torch import nn
 
 
 def available() -> bool:
     return importlib.util.find_spec("pythae") is not None
 
 
-def _mlp(widths, last=None):
-    layers = []
-    for i in range(len(widths) - 1):
-        layers.append(nn.Linear(widths[i], widths[i + 1]))
-        if i < len(widths) - 2:
-            layers.append(nn.ReLU())
-    if last is not None:
-        layers.append(last)
-    return nn.Sequential(*layers)
+def _example():
+    """examples/pythae_accelerate.py, which builds the model (one definition of it)."""
+    path = Path(__file__).resolve().parents[1] / "examples" / "pythae_accelerate.py"
+    spec = importlib.util.spec_from_file_location("pythae_accelerate_example", path)
+    module = importlib.util.module_from_spec(spec)
+    # Registered, as an import would: pythae's trainer pickles the model's classes with their
+    # module (cloudpickle by value), which it looks up there.
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
-def build(device: torch.device, input_dim: int = 784, latent_dim: int = 8, hidden=(1000, 1000)):
-    """(model, step): pythae's Adversarial_AE and a callable doing one trainer batch."""
-    from pythae.models import Adversarial_AE, Adversarial_AE_Config
-    from pythae.models.base.base_utils import ModelOutput
-    from pythae.models.nn import BaseDecoder, BaseDiscriminator, BaseEncoder
+def build(device: torch.device, input_dim: int = 784, latent_dim: int = 8, hidden=(1000, 1000),
+          accelerate: bool = False):
+    """(model, step): pythae's Adversarial_AE and a callable doing one trainer batch; with
+    ``accelerate``, the model after ``af.accelerate`` (the optimisers built after it, over the same
+    Parameter objects)."""
+    model = _example().make_pythae_aae(input_dim, latent_dim, hidden).to(device)
+    if accelerate:
+        import aae_fast as af
 
-    class Encoder(BaseEncoder):
-        def __init__(self):
-            BaseEncoder.__init__(self)
-            self.net = _mlp([input_dim, *hidden])
-            self.net.append(nn.ReLU())
-            self.embedding = nn.Linear(hidden[-1], latent_dim)
-            self.log_var = nn.Linear(hidden[-1], latent_dim)
-
-        def forward(self, x):
-            h = self.net(x)
-            return ModelOutput(embedding=self.embedding(h), log_covariance=self.log_var(h))
-
-    class Decoder(BaseDecoder):
-        def __init__(self):
-            BaseDecoder.__init__(self)
-            self.net = _mlp([latent_dim, *hidden[::-1], input_dim], nn.Sigmoid())
-
-        def forward(self, z):
-            return ModelOutput(reconstruction=self.net(z))
-
-    class Discriminator(BaseDiscriminator):
-        def __init__(self):
-            BaseDiscriminator.__init__(self)
-            self.net = _mlp([latent_dim, *hidden, 1], nn.Sigmoid())
-
-        def forward(self, z):
-            return ModelOutput(embedding=self.net(z))
-
-    config = Adversarial_AE_Config(
-        input_dim=(input_dim,),
-        latent_dim=latent_dim,
-        reconstruction_loss="bce",
-        deterministic_posterior=True,
-    )
-    torch.manual_seed(0)
-    model = Adversarial_AE(config, Encoder(), Decoder(), Discriminator()).to(device)
+        af.accelerate(model)
     model.train()
     ae_params = list(model.encoder.parameters()) + list(model.decoder.parameters())
     ae_opt = torch.optim.Adam(ae_params, lr=1e-4)

@@ -31,5 +31,6 @@ fi
 
 # The package, editable, with the C++ extension built against the torch installed above.
 echo "setup: building aae_fast (C++ extension; a minute on 2 cores the first time)"
-pip_install --no-build-isolation -e ".[dev]"
+# The bench extra brings pythae, the peer of the benchmarks and of examples/pythae_accelerate.py.
+pip_install --no-build-isolation -e ".[dev,bench]"
 "$PYTHON" -c "import aae_fast as af; i = af.backend_info(); print('setup: aae_fast', i['version'], '| torch', i['torch'], '| triton', i['triton'], '| C++ ext', i['cpu_ext'], '| CUDA ext', i['cuda_ext'])"
