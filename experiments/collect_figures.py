@@ -34,6 +34,9 @@ FIGURES = {
     "prior_gaussian.png": "qualitative/prior-gaussian/prior_samples.png",
     "prior_mixture.png": "qualitative/prior-mixture/prior_samples.png",
     "prior_swiss_roll.png": "qualitative/prior-swiss-roll/prior_samples.png",
+    "figure2.png": "figure2/figure2.png",
+    "parzen_mnist_vae_samples.png": "parzen-mnist/mnist-vae-seed0/samples.png",
+    "parzen_mnist_gmmn_samples.png": "parzen-mnist/mnist-gmmn-ae-seed0/samples.png",
 }
 
 

@@ -68,8 +68,12 @@ def report(root: Path) -> str:
     for name in ("parzen-mnist", "parzen-fashion"):
         for r in _runs(root, name):
             model = r.get("model", "aae")
-            paper = (f"{PAPER_PARZEN[model]} (full MNIST, 10,000 test images)" if r["data_set"] == "mnist"
-                     else "— (not in the paper)")
+            if r["data_set"] != "mnist":
+                paper = "— (not in the paper)"
+            elif model == "vae":
+                paper = PAPER_PARZEN[model]
+            else:
+                paper = f"{PAPER_PARZEN[model]} (full MNIST, 10,000 test images)"
             rows.append([r["data"], MODEL_NAMES[model], paper,
                          f"{r['parzen_log_likelihood']:.0f} ± {r['parzen_sem']:.0f}",
                          f"{r['parzen_sigma']:.3f}", f"{r['reconstruction_loss']:.1f}", r["steps"],
