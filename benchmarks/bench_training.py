@@ -21,15 +21,18 @@ with a device sync inside the timed call. Implementations (the first part of the
                    tensors after the first ("Trying to backward through the graph a second time")
     fused          aae_fast.models (skipped while it does not exist)
     fused_compile  the fused model with its networks compiled in place
+    compile_ro     (GPU only) the reference's networks compiled with mode="reduce-overhead" (inductor
+                   with CUDA graphs of each network's forward and backward)
     graph          (GPU only) the reference stepped by `Trainer(cuda_graph=True)`: the whole step,
                    optimiser updates included, captured in one CUDA graph and replayed
     fused_graph    (GPU only) the fused model, likewise
 
 fp32 at batch 100 and 1000 (every implementation); bf16 autocast at 1000 and 4096 (eager, compile,
-fused); on a GPU also batch 8192 in both. extra_info: samples_per_s, flops_per_sample (GEMM FLOPs of
-the schedule that ran, training_schedules.step_flops), gflops_per_s, gemm_peak_gflops (torch.mm of
-large square matrices in the same precision on the same device, measured once per session; also
-its own cases, gemm-peak-fp32 / gemm-peak-bf16) and percent_of_gemm_peak.
+fused); on a GPU also batches 8192 and 32768 in both. extra_info: samples_per_s, flops_per_sample
+(GEMM FLOPs of the schedule that ran, training_schedules.step_flops), gflops_per_s,
+gemm_peak_gflops (torch.mm of large square matrices in the same precision on the same device,
+measured once per session; also its own cases, gemm-peak-fp32 / gemm-peak-bf16) and
+percent_of_gemm_peak.
 
     pytest benchmarks/bench_training.py --benchmark-only [-k "b100 and fp32"]
     pytest benchmarks/bench_training.py --benchmark-disable   # smoke: each case once, untimed;
@@ -60,17 +63,18 @@ DEVICE = bench_device()
 ON_GPU = DEVICE.type == "cuda"
 
 MODELS = ("aae", "ssaae")
-FP32_BATCHES = [100, 1000] + ([8192] if ON_GPU else [])
-BF16_BATCHES = [1000, 4096] + ([8192] if ON_GPU else [])
+FP32_BATCHES = [100, 1000] + ([8192, 32768] if ON_GPU else [])
+BF16_BATCHES = [1000, 4096] + ([8192, 32768] if ON_GPU else [])
 GRAPHED = ("graph", "fused_graph")  # CUDA graphs: GPU only
+GPU_ONLY = GRAPHED + ("compile_ro",)
 FP32_IMPLS = ("eager", "naive", "compile", "compile_step", "fused", "fused_compile", "pythae") + (
-    GRAPHED if ON_GPU else ()
+    GPU_ONLY if ON_GPU else ()
 )
-BF16_IMPLS = ("eager", "compile", "fused") + (GRAPHED if ON_GPU else ())
-COMPILED = ("compile", "compile_step", "fused_compile")
+BF16_IMPLS = ("eager", "compile", "fused") + (GPU_ONLY if ON_GPU else ())
+COMPILED = ("compile", "compile_step", "fused_compile", "compile_ro")
 
 #: Timed rounds per batch size: a step takes ~0.03 s at batch 100 and seconds at 4096 on the CPU.
-ROUNDS = {100: 50, 1000: 30, 4096: 20, 8192: 20} if ON_GPU else {100: 20, 1000: 8, 4096: 5}
+ROUNDS = {100: 50, 1000: 30, 4096: 20, 8192: 20, 32768: 10} if ON_GPU else {100: 20, 1000: 8, 4096: 5}
 GEMM_SIZE = 8192 if ON_GPU else 2048
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
@@ -158,7 +162,7 @@ def networks(model) -> tuple:
     return model.encoder, model.decoder, model.discriminator
 
 
-def compile_in_place(net: torch.nn.Module) -> None:
+def compile_in_place(net: torch.nn.Module, mode: str | None = None) -> None:
     """Compiles `net` in place (fullgraph), the module object and its parameters unchanged.
 
     Not `net.compile(fullgraph=True)`: that compiles `Module._call_impl`, and for a network whose
@@ -166,7 +170,7 @@ def compile_in_place(net: torch.nn.Module) -> None:
     skips every frame, so torch 2.13 raises "torch.compile with fullgraph=True found no compiled
     frames" (pytorch/pytorch#150915; without fullgraph it silently runs eager). Compiling the bound
     `forward` traces the same code for every network, the fused ones included."""
-    net.forward = torch.compile(net.forward, fullgraph=True)
+    net.forward = torch.compile(net.forward, fullgraph=True, mode=mode)
 
 
 def make_step(model, impl: str, batch: dict, optimizers: dict, amp, precision: str = "fp32"):
@@ -179,9 +183,9 @@ def make_step(model, impl: str, batch: dict, optimizers: dict, amp, precision: s
         return lambda: trainer._train_step(batch)
     if impl == "naive":
         return lambda: naive_training_step(model, batch, optimizers, amp)
-    if impl in ("compile", "fused_compile"):
+    if impl in ("compile", "fused_compile", "compile_ro"):
         for net in networks(model):
-            compile_in_place(net)
+            compile_in_place(net, "reduce-overhead" if impl == "compile_ro" else None)
     if impl == "compile_step":
         compiled = torch.compile(model.training_step)
         return lambda: compiled(batch, optimizers, amp)
