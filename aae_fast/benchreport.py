@@ -529,9 +529,9 @@ def _width_panel(ax, scaling: list[dict]) -> None:
             xs, ys = zip(*pts)
             ax.plot(xs, ys, label=impl, **style)
     ax.set_xscale("log")
-    ax.set_yscale("log")
     ax.set_xticks(widths, [str(w) for w in widths])
     ax.minorticks_off()
+    ax.set_ylim(bottom=0)
     first = scaling[0]
     ax.set_xlabel("hidden width (every layer)")
     ax.set_ylabel("samples / s")
