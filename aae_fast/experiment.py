@@ -28,8 +28,6 @@ import torch
 MODELS = ("aae", "supervised", "semi-supervised", "clustering", "dim-reduction", "vae", "gmmn-ae")
 #: The models whose generated samples the Parzen estimate scores (the paper's Table 1).
 GENERATIVE = ("aae", "vae", "gmmn-ae")
-#: The paper's points of comparison (aae_fast.baselines): one implementation each, no --backend.
-BASELINES = ("vae", "gmmn-ae")
 PRIORS = ("gaussian", "mixture", "swiss-roll")
 ENCODERS = ("deterministic", "gaussian", "universal")
 BACKENDS = ("fused", "eager")  # aae_fast.models (default) or aae_fast.reference
