@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
 # One call on a lent GPU machine (CUDA torch already installed there, nothing downloadable):
+#   0. beside the build (which takes minutes of the lease), the tests that need no extension: the
+#      Triton kernels compiled, and the fused models and CUDA-graph Trainer with Triton serving
+#      CUDA (AAE_FAST_DISABLE_EXT=1, from a symlinked view of the source tree);
 #   1. build the extension with CUDA for the card at hand (pip install -e, MAX_JOBS = cores);
 #   2. the GPU tests, most valuable first (the fused models on CUDA, the CUDA-graph Trainer, the
 #      Triton kernels compiled, then every op test whose id holds "cuda"); pytest-timeout's
@@ -12,10 +15,11 @@
 #      `aae-fast bench --merge bench/X.json bench2/X.json --out benchmarks/results`).
 # Each stage has its own time limit, so a hang in one still leaves the others' logs in $OUT.
 #   OUT=/tmp/gpu bash scripts/gpu_check.sh            STAGES="tests bench" BENCH_K="..." to choose
+# $OUT gets run logs (pytest.log, triton.log, bench.log; build.log on failure) and bench/, bench2/.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-$(mktemp -d)}
-STAGES=${STAGES:-"build tests bench"}
+STAGES=${STAGES:-"triton build tests bench"}
 PYTHON=${PYTHON:-python3}
 BENCH_K=${BENCH_K:-"not compile and not compiled"}
 TEST_WORKERS=${TEST_WORKERS:-8}
@@ -26,6 +30,32 @@ has() { [[ " $STAGES " == *" $1 "* ]]; }
 stage "machine"
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv
 "$PYTHON" -c 'import sys, torch, triton; print(sys.version.split()[0], "torch", torch.__version__, "cuda", torch.version.cuda, "triton", triton.__version__, torch.cuda.get_device_name())'
+
+PYTEST_HELP=$("$PYTHON" -m pytest --help 2>/dev/null)
+pytest_opts() {  # workers ($1) and limits (session: $2 s) from the plugins this python has
+  opts=()
+  [[ "$PYTEST_HELP" == *--numprocesses* ]] && opts+=(-n "$1")
+  [[ "$PYTEST_HELP" == *--timeout=* || "$PYTEST_HELP" == *"--timeout "* ]] && opts+=(--timeout 60)
+  [[ "$PYTEST_HELP" == *--session-timeout* ]] && opts+=(--session-timeout "$2")
+  return 0
+}
+
+if has triton; then
+  stage "Triton tests without the extension, beside the build (log: triton.log)"
+  # aae_fast importable from the source tree as installed: kernels/ is aae_fast.kernels (setup.py).
+  view=$(mktemp -d)
+  mkdir "$view/aae_fast"
+  for f in aae_fast/*; do ln -s "$PWD/$f" "$view/aae_fast/"; done
+  ln -s "$PWD/kernels" "$view/aae_fast/kernels"
+  triton_timeout=${TRITON_TIMEOUT:-180}
+  pytest_opts "${TRITON_WORKERS:-4}" "$triton_timeout"
+  (AAE_FAST_DISABLE_EXT=1 PYTHONPATH="$view" timeout $((triton_timeout + 60)) \
+     "$PYTHON" -m pytest -p no:cacheprovider -v "${opts[@]}" -rfE --tb=short \
+     tests/models/test_fused_cuda.py tests/training/test_trainer_fast_path.py tests/kernels \
+     -k "${TRITON_K:-cuda or triton}" >"$OUT/triton.log" 2>&1
+   echo "triton tests exit $?" >>"$OUT/triton.log") &
+  triton_pid=$!
+fi
 
 if has build; then
   stage "build (log: build.log)"
@@ -39,17 +69,19 @@ if has build; then
   grep -E "warning|error" "$OUT/build.log" | head -20
   rm -f "$OUT/build.log"  # kept only on failure: $OUT returns at most 8 files
 fi
+if has triton; then
+  wait "$triton_pid"
+  stage "Triton tests without the extension: done"
+  grep -E "FAILED|ERROR|passed|failed|exit" "$OUT/triton.log" | grep -v PASSED | tail -40
+fi
 "$PYTHON" -c 'import aae_fast, json; i = aae_fast.backend_info(); print(json.dumps({k: v for k, v in i.items() if k != "ops"})); print({op: (d.get("cuda"), d.get("autograd")) for op, d in i["ops"].items()})'
 
 if has tests; then
   stage "GPU tests (log: pytest.log)"
   test_timeout=${TEST_TIMEOUT:-240}
-  limits=(--timeout 60)
-  if "$PYTHON" -m pytest --help 2>/dev/null | grep -q -- --session-timeout; then
-    limits+=(--session-timeout "$test_timeout")
-  fi
-  timeout $((test_timeout + 60)) "$PYTHON" -m pytest -p no:cacheprovider -v -n "$TEST_WORKERS" \
-    "${limits[@]}" -rfE --tb=short \
+  pytest_opts "$TEST_WORKERS" "$test_timeout"
+  timeout $((test_timeout + 60)) "$PYTHON" -m pytest -p no:cacheprovider -v "${opts[@]}" \
+    -rfE --tb=short \
     tests/models/test_fused_cuda.py tests/training/test_trainer_fast_path.py tests/kernels \
     tests/test_backend.py tests/test_priors.py tests/evaluation tests/nn tests/ops \
     -k "${TEST_K:-cuda or triton or test_backend}" >"$OUT/pytest.log" 2>&1
