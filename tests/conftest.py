@@ -14,11 +14,19 @@ if not torch.cuda.is_available():
 import pytest  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+#: The MNIST test set (IDX) that CI checks out beside the clone, as ../shared/data/mnist.
+MNIST_DIR = os.environ.get("AAE_FAST_MNIST_DIR", os.path.join(REPO, "..", "shared", "data", "mnist"))
 
 
 @pytest.fixture
 def repo_root() -> str:
     return REPO
+
+
+@pytest.fixture(scope="session")
+def mnist_dir() -> str:
+    """MNIST_DIR (AAE_FAST_MNIST_DIR overrides it); it may be missing: fixtures say what then."""
+    return MNIST_DIR
 
 
 def devices() -> list[str]:

@@ -5,16 +5,12 @@ import torch
 
 from aae_fast.data import load_dataset, train_test_split
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-MNIST_DIR = os.environ.get("AAE_FAST_MNIST_DIR", os.path.join(REPO, "..", "shared", "data", "mnist"))
-
-
 @pytest.fixture(scope="session")
-def mnist():
+def mnist(mnist_dir):
     """(train, test): MNIST t10k divided 8,000 / 2,000 with seed 0 (the loaders' split)."""
-    if not os.path.isdir(MNIST_DIR):
-        pytest.fail(f"the MNIST test set is missing at {MNIST_DIR} (set AAE_FAST_MNIST_DIR)")
-    return train_test_split(load_dataset(f"mnist:{MNIST_DIR}", "test"), test_size=2000, seed=0)
+    if not os.path.isdir(mnist_dir):
+        pytest.fail(f"the MNIST test set is missing at {mnist_dir} (set AAE_FAST_MNIST_DIR)")
+    return train_test_split(load_dataset(f"mnist:{mnist_dir}", "test"), test_size=2000, seed=0)
 
 
 @pytest.fixture(autouse=True)

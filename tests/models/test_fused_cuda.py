@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from twins import VARIANTS, batches, make_twins, share_noise
+from twins import VARIANTS, Bf16Autocast, batches, make_twins, share_noise
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 
@@ -69,23 +69,12 @@ def test_fused_step_never_synchronises(name):
 def test_fused_bf16_step_on_cuda_tracks_fp32():
     """Under bf16 autocast the fused AAE's losses stay within bf16 rounding of its fp32 losses
     over a few steps from the same start."""
-
-    class Bf16:
-        def autocast(self):
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-
-        def backward(self, loss):
-            loss.backward()
-
-        def step(self, optimizer):
-            optimizer.step()
-
     _, fp32 = make_twins("aae-deterministic", "adam", device="cuda")
     _, bf16 = make_twins("aae-deterministic", "adam", device="cuda")
     opt32, opt16 = fp32.configure_optimizers(), bf16.configure_optimizers()
     for batch in batches("aae-deterministic", 5, device="cuda"):
         expected = fp32.training_step(batch, opt32)
-        actual = bf16.training_step(batch, opt16, amp=Bf16())
+        actual = bf16.training_step(batch, opt16, amp=Bf16Autocast("cuda"))
         for key in expected:
             assert actual[key].dtype == torch.float32
             torch.testing.assert_close(actual[key], expected[key], rtol=5e-2, atol=5e-2)

@@ -8,7 +8,7 @@ import copy
 
 import pytest
 import torch
-from twins import VARIANTS, batches, make_twins, share_noise
+from twins import VARIANTS, Bf16Autocast, batches, make_twins, share_noise
 
 import aae_fast as af
 import aae_fast.reference as ref
@@ -98,18 +98,7 @@ def test_bad_labels_are_still_caught_without_a_host_read():
 def test_bf16_autocast_steps_track_the_reference_under_autocast(name):
     reference, model = make_twins(name)
     share_noise(reference, model)
-
-    class Bf16:
-        def autocast(self):
-            return torch.autocast("cpu", dtype=torch.bfloat16)
-
-        def backward(self, loss):
-            loss.backward()
-
-        def step(self, optimizer):
-            optimizer.step()
-
-    amp = Bf16()
+    amp = Bf16Autocast("cpu")
     ref_opt, opt = reference.configure_optimizers(), model.configure_optimizers()
     for batch in batches(name, 5):
         expected = reference.training_step(batch, ref_opt, amp=amp)

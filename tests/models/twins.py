@@ -103,3 +103,20 @@ def batches(name: str, steps: int, n: int = 9, seed: int = 7, device="cpu"):
                 b["y_labelled"] = torch.randint(NUM_CLASSES, (5,), generator=g)
         out.append({k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in b.items()})
     return out
+
+
+class Bf16Autocast:
+    """The duck-typed ``amp`` of ``training_step``: bf16 autocast on ``device_type`` around the
+    forwards, plain backward and step (bf16 needs no gradient scaling)."""
+
+    def __init__(self, device_type: str = "cpu") -> None:
+        self.device_type = device_type
+
+    def autocast(self):
+        return torch.autocast(self.device_type, dtype=torch.bfloat16)
+
+    def backward(self, loss: torch.Tensor) -> None:
+        loss.backward()
+
+    def step(self, optimizer: torch.optim.Optimizer) -> None:
+        optimizer.step()

@@ -5,9 +5,6 @@ import torch
 
 from aae_fast.data import ArrayDataset, load_dataset
 
-MNIST_DIR = os.environ.get("AAE_FAST_MNIST_DIR", "/work/shared/data/mnist")
-
-
 @pytest.fixture(autouse=True)
 def one_thread():
     """One intra-op thread: fast and deterministic on a loaded 2-core machine (restored after)."""
@@ -18,10 +15,10 @@ def one_thread():
 
 
 @pytest.fixture(scope="session")
-def small_data() -> tuple[ArrayDataset, ArrayDataset]:
+def small_data(mnist_dir) -> tuple[ArrayDataset, ArrayDataset]:
     """(train, val): 1,050 and 300 MNIST t10k images (random ones when MNIST is absent)."""
-    if os.path.isdir(MNIST_DIR):
-        data = load_dataset(f"mnist:{MNIST_DIR}", "test")
+    if os.path.isdir(mnist_dir):
+        data = load_dataset(f"mnist:{mnist_dir}", "test")
         return data.subset(torch.arange(1050)), data.subset(torch.arange(1050, 1350))
     g = torch.Generator().manual_seed(0)
     images, labels = torch.rand(1350, 784, generator=g), torch.randint(0, 10, (1350,), generator=g)
