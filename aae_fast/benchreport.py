@@ -492,25 +492,16 @@ def plot_throughput(rows: list[dict], path: Path, title: str = "") -> Path:
     else:
         styles = _impl_styles(sorted({i for v in groups.values() for i in v}))
         for k, (model, precision) in enumerate(panels):
-            ax = fig.add_subplot(nrows, ncols, k + 1)
             batches = sorted(b for m, p, b in groups if (m, p) == (model, precision))
-            for impl, style in styles.items():
-                pts = [(b, groups[(model, precision, b)][impl]["samples_per_s"]) for b in batches
+            series = {
+                impl: [(b, groups[(model, precision, b)][impl]["samples_per_s"]) for b in batches
                        if impl in groups[(model, precision, b)]
                        and groups[(model, precision, b)][impl].get("samples_per_s")]
-                if pts:
-                    xs, ys = zip(*pts)
-                    ax.plot(xs, ys, label=impl, **style)
-            ax.set_xscale("log")
-            ax.set_xticks(batches, [str(b) for b in batches])
-            ax.minorticks_off()
+                for impl in styles
+            }
+            ax = fig.add_subplot(nrows, ncols, k + 1)
+            _samples_panel(ax, series, styles, batches, "batch size", f"{model}, {precision}")
             ax.set_xlim(batches[0] / 1.6, batches[-1] * 1.6)
-            ax.set_ylim(bottom=0)
-            ax.set_xlabel("batch size")
-            ax.set_ylabel("samples / s")
-            ax.set_title(f"{model}, {precision}")
-            ax.grid(True, which="major", alpha=0.3)
-            ax.legend(fontsize=8)
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
@@ -520,24 +511,34 @@ def plot_throughput(rows: list[dict], path: Path, title: str = "") -> Path:
     return path
 
 
-def _width_panel(ax, scaling: list[dict]) -> None:
-    """Samples/s against the hidden width (test_width_scaling), one line per implementation."""
-    widths = sorted({r["hidden"] for r in scaling})
-    for impl, style in _impl_styles(sorted({r["impl"] for r in scaling})).items():
-        pts = sorted((r["hidden"], r["samples_per_s"]) for r in scaling if r["impl"] == impl)
+def _samples_panel(ax, series: dict[str, list], styles: dict[str, dict], ticks: list, xlabel: str,
+                   title: str) -> None:
+    """Samples/s lines, one per implementation (``series[impl]``: (x, samples/s) points), on a log
+    x axis ticked at ``ticks``."""
+    for impl, pts in series.items():
         if pts:
             xs, ys = zip(*pts)
-            ax.plot(xs, ys, label=impl, **style)
+            ax.plot(xs, ys, label=impl, **styles[impl])
     ax.set_xscale("log")
-    ax.set_xticks(widths, [str(w) for w in widths])
+    ax.set_xticks(ticks, [str(t) for t in ticks])
     ax.minorticks_off()
     ax.set_ylim(bottom=0)
-    first = scaling[0]
-    ax.set_xlabel("hidden width (every layer)")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("samples / s")
-    ax.set_title(f"{first['model']}, {first['precision']}, batch {first['batch']}: width scaling")
+    ax.set_title(title)
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(fontsize=8)
+
+
+def _width_panel(ax, scaling: list[dict]) -> None:
+    """Samples/s against the hidden width (test_width_scaling), one line per implementation."""
+    styles = _impl_styles(sorted({r["impl"] for r in scaling}))
+    series = {impl: sorted((r["hidden"], r["samples_per_s"]) for r in scaling if r["impl"] == impl)
+              for impl in styles}
+    first = scaling[0]
+    _samples_panel(ax, series, styles, sorted({r["hidden"] for r in scaling}),
+                   "hidden width (every layer)",
+                   f"{first['model']}, {first['precision']}, batch {first['batch']}: width scaling")
 
 
 def plot_peak(rows: list[dict], path: Path, title: str = "") -> Path:

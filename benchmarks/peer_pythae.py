@@ -14,6 +14,7 @@ pythae is optional (`pip install pythae`, or the `bench` extra; not a dependency
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import sys
 from pathlib import Path
@@ -25,6 +26,7 @@ def available() -> bool:
     return importlib.util.find_spec("pythae") is not None
 
 
+@functools.cache
 def _example():
     """examples/pythae_accelerate.py, which builds the model (one definition of it)."""
     path = Path(__file__).resolve().parents[1] / "examples" / "pythae_accelerate.py"

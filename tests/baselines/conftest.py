@@ -5,6 +5,7 @@ import torch
 
 from aae_fast.data import load_dataset, train_test_split
 
+
 @pytest.fixture(scope="session")
 def mnist(mnist_dir):
     """(train, test): MNIST t10k divided 8,000 / 2,000 with seed 0 (the loaders' split)."""
