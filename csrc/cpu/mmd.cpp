@@ -507,6 +507,9 @@ at::Tensor mmd_cpu(const at::Tensor& x, const at::Tensor& y, c10::ArrayRef<doubl
   // is registered from Python; here the inputs are only read).
   const at::AutoDispatchBelowADInplaceOrView below_autograd;
   at::Tensor out = at::empty({}, x.options().dtype(mmd_output_dtype(x.scalar_type())));
+  // D = 0: every distance is 0, so both estimates are exactly 0 (as on CUDA and in Triton); the
+  // weighted sums would only reach it up to rounding.
+  if (x.size(1) == 0) return out.zero_();
   const std::vector<double> h = mmd_half_inv_vars(bandwidths);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "mmd", [&] {
     if constexpr (std::is_same_v<scalar_t, double>) {
