@@ -26,7 +26,7 @@ from typing import Any
 import torch
 
 from ..priors import Gaussian, Prior
-from ..reference._common import _FP32, ReferenceAAE, as_batch, check_int
+from ..reference._common import _FP32, DecodesPriorSamples, ReferenceAAE, as_batch, check_int
 from ..reference.networks import check_hidden, init_normal_, mlp
 
 __all__ = ["VAE"]
@@ -34,9 +34,9 @@ __all__ = ["VAE"]
 _LOG_2PI = math.log(2 * math.pi)
 
 
-class VAE(ReferenceAAE):
+class VAE(DecodesPriorSamples, ReferenceAAE):
     """A variational autoencoder with the AAE's networks, trained by the same Trainer and CLI
-    (``aae-fast train --model vae``).
+    (``aae-fast train --model vae``); ``decode``, ``sample_prior`` and ``generate`` are the AAE's.
 
     Args:
         input_dim, latent_dim, hidden: as :class:`~aae_fast.reference.AdversarialAutoencoder`
@@ -122,24 +122,9 @@ class VAE(ReferenceAAE):
         mu, logvar = self.posterior_parameters(x)
         return self._reparameterize(mu, logvar, generator) if sample else mu
 
-    def decode(self, z: torch.Tensor, *, logits: bool = False) -> torch.Tensor:
-        """Reconstructions [N, input_dim]: probabilities in [0, 1], or logits."""
-        out = self.decoder(self._check_code(z, self.latent_dim))
-        return out if logits else torch.sigmoid(out)
-
     def reconstruct(self, x: torch.Tensor, *, sample: bool = False) -> torch.Tensor:
         """``decode(encode(x, sample=sample))``: probabilities [N, input_dim]."""
         return torch.sigmoid(self.decoder(self.encode(x, sample=sample)))
-
-    @torch.no_grad()
-    def sample_prior(self, n: int, labels: torch.Tensor | None = None, generator=None):
-        """n samples [n, latent_dim] of the prior (labels pick mixture components)."""
-        return self._sample(self.prior, check_int(n, "n", 0), labels, generator)
-
-    @torch.no_grad()
-    def generate(self, n: int, labels: torch.Tensor | None = None, generator=None) -> torch.Tensor:
-        """Images [n, input_dim] in [0, 1] decoded from n prior samples."""
-        return torch.sigmoid(self.decoder(self.sample_prior(n, labels, generator)))
 
     # -- the loss -----------------------------------------------------------------------------
     def kl(self, mu: torch.Tensor, logvar: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:

@@ -119,6 +119,31 @@ def check_int(value: Any, name: str, minimum: int = 1) -> int:
     return value
 
 
+class DecodesPriorSamples:
+    """``decode``, ``sample_prior`` and ``generate`` of a model whose ``decoder`` maps codes
+    [N, latent_dim] to logits over the inputs and whose ``prior`` is a distribution of those codes:
+    the unsupervised AAE and the VAE baseline share them (mixed into a ``ReferenceAAE``)."""
+
+    def decode(self, z: torch.Tensor, *, logits: bool = False) -> torch.Tensor:
+        """Reconstructions [N, input_dim] of codes z [N, latent_dim]: probabilities in [0, 1], or
+        the decoder's logits with ``logits=True``."""
+        out = self.decoder(self._check_code(z, self.latent_dim))
+        return out if logits else torch.sigmoid(out)
+
+    @torch.no_grad()
+    def sample_prior(
+        self, n: int, labels: torch.Tensor | None = None, generator=None
+    ) -> torch.Tensor:
+        """n samples [n, latent_dim] of the prior (labels pick components)."""
+        return self._sample(self.prior, check_int(n, "n", 0), labels, generator)
+
+    @torch.no_grad()
+    def generate(self, n: int, labels: torch.Tensor | None = None, generator=None) -> torch.Tensor:
+        """Images [n, input_dim] in [0, 1] decoded from n prior samples; ``labels`` (int64 [n]) pick
+        the prior's components (a label-conditioned AAE generates those classes)."""
+        return torch.sigmoid(self.decoder(self.sample_prior(n, labels, generator)))
+
+
 class ReferenceAAE(nn.Module):
     """Base class of the eager reference variants (not used directly)."""
 

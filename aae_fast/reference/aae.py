@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from ..priors import Gaussian, Prior
-from ._common import _FP32, ReferenceAAE, as_batch, check_int
+from ._common import _FP32, DecodesPriorSamples, ReferenceAAE, as_batch, check_int
 from .networks import check_hidden, init_normal_, mlp
 
 __all__ = ["AdversarialAutoencoder"]
@@ -36,7 +36,7 @@ __all__ = ["AdversarialAutoencoder"]
 ENCODERS = ("deterministic", "gaussian", "universal")
 
 
-class AdversarialAutoencoder(ReferenceAAE):
+class AdversarialAutoencoder(DecodesPriorSamples, ReferenceAAE):
     """An autoencoder whose aggregated posterior q(z) is matched to a prior p(z) by a GAN on the
     code (§2, Fig. 1).
 
@@ -223,28 +223,9 @@ class AdversarialAutoencoder(ReferenceAAE):
         deterministic encoder ignores both arguments."""
         return self._posterior(self._check_x(x), sample, generator)
 
-    def decode(self, z: torch.Tensor, *, logits: bool = False) -> torch.Tensor:
-        """Reconstructions [N, input_dim] of codes z [N, latent_dim]: probabilities in [0, 1], or
-        the decoder's logits with ``logits=True``."""
-        out = self.decoder(self._check_code(z, self.latent_dim))
-        return out if logits else torch.sigmoid(out)
-
     def reconstruct(self, x: torch.Tensor, *, sample: bool = False) -> torch.Tensor:
         """``decode(encode(x, sample=sample))``: probabilities [N, input_dim]."""
         return torch.sigmoid(self.decoder(self._posterior(self._check_x(x), sample)))
-
-    @torch.no_grad()
-    def sample_prior(
-        self, n: int, labels: torch.Tensor | None = None, generator=None
-    ) -> torch.Tensor:
-        """n samples [n, latent_dim] of the prior (labels pick components)."""
-        return self._sample(self.prior, check_int(n, "n", 0), labels, generator)
-
-    @torch.no_grad()
-    def generate(self, n: int, labels: torch.Tensor | None = None, generator=None) -> torch.Tensor:
-        """Images [n, input_dim] in [0, 1] decoded from n prior samples; ``labels`` (int64 [n]) pick
-        the prior's components (a label-conditioned model generates those classes)."""
-        return torch.sigmoid(self.decoder(self.sample_prior(n, labels, generator)))
 
     def discriminate(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """Discriminator logits [N] (high: "looks like a prior sample"). A label-conditioned model
