@@ -15,6 +15,7 @@
 #      `aae-fast bench --merge bench/X.json bench2/X.json --out benchmarks/results`).
 # Each stage has its own time limit, so a hang in one still leaves the others' logs in $OUT.
 #   OUT=/tmp/gpu bash scripts/gpu_check.sh            STAGES="tests bench" BENCH_K="..." to choose
+#   (also TRITON_TESTS / TRITON_K and GPU_TESTS / TEST_K: the test paths and -k of stages 0 and 2)
 # $OUT gets run logs (pytest.log, triton.log, bench.log; build.log on failure) and bench/, bench2/.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -51,7 +52,7 @@ if has triton; then
   pytest_opts "${TRITON_WORKERS:-4}" "$triton_timeout"
   (AAE_FAST_DISABLE_EXT=1 PYTHONPATH="$view" timeout $((triton_timeout + 60)) \
      "$PYTHON" -m pytest -p no:cacheprovider -v "${opts[@]}" -rfE --tb=short \
-     tests/models/test_fused_cuda.py tests/training/test_trainer_fast_path.py tests/kernels \
+     ${TRITON_TESTS:-tests/models/test_fused_cuda.py tests/training/test_trainer_fast_path.py tests/kernels} \
      -k "${TRITON_K:-cuda or triton}" >"$OUT/triton.log" 2>&1
    echo "triton tests exit $?" >>"$OUT/triton.log") &
   triton_pid=$!
@@ -82,8 +83,8 @@ if has tests; then
   pytest_opts "$TEST_WORKERS" "$test_timeout"
   timeout $((test_timeout + 60)) "$PYTHON" -m pytest -p no:cacheprovider -v "${opts[@]}" \
     -rfE --tb=short \
-    tests/models/test_fused_cuda.py tests/training/test_trainer_fast_path.py tests/kernels \
-    tests/test_backend.py tests/test_priors.py tests/evaluation tests/nn tests/ops \
+    ${GPU_TESTS:-tests/models/test_fused_cuda.py tests/training/test_trainer_fast_path.py tests/kernels \
+      tests/test_backend.py tests/test_priors.py tests/evaluation tests/nn tests/ops} \
     -k "${TEST_K:-cuda or triton or test_backend}" >"$OUT/pytest.log" 2>&1
   echo "pytest exit $?"
   grep -E "FAILED|ERROR|passed|failed" "$OUT/pytest.log" | grep -v PASSED | tail -60

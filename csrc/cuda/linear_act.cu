@@ -2,13 +2,20 @@
 // headers are included, so nvcc compile-checks this file on machines whose torch has no CUDA.
 //
 // Forward: one grid-stride elementwise pass over the GEMM output (bias + activation in place).
-// Backward: blocks of kCols columns x kRowGroups row lanes; each thread walks its column's rows
-// r = lane, lane + kRowGroups, ... (writing gz and summing it), then the kRowGroups partial sums of a
-// column are added in lane order in shared memory, so grad_bias depends on the sizes only.
+// Backward: a grid of (column blocks of kCols) x (row chunks of kRowsPerChunk). A CTA's kCols x
+// kRowGroups threads each walk one column of the chunk, rows r = begin + group, + kRowGroups, ...
+// (writing gz and summing it); the kRowGroups sums of a column are added in group order in shared
+// memory, giving one partial per (chunk, column) in a float workspace; a second kernel adds the
+// chunks of each column in chunk order. Every order depends on B alone: grad_bias is
+// deterministic. (One chunk: the first kernel writes grad_bias itself.) The chunks put enough CTAs
+// on the card at large B; the first version used one CTA per column block and walked all B rows,
+// 32 CTAs on 132 SMs for N = 1000.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 #include <stdint.h>
+
+#include <type_traits>
 
 #include "linear_act.h"
 #include "loss_reduce.cuh"
@@ -19,6 +26,9 @@ namespace {
 constexpr int kThreads = 256;
 constexpr int kCols = 32;
 constexpr int kRowGroups = kThreads / kCols;
+// Backward: rows per CTA (a chunk); B = 8192 gives 64 chunks x ceil(N / 32) column blocks.
+constexpr int64_t kRowsPerChunk = 128;
+constexpr int64_t kMaxChunks = 65535;
 
 template <typename acc_t>
 __device__ __forceinline__ acc_t activate(acc_t z, int act, acc_t slope) {
@@ -71,16 +81,19 @@ template <typename scalar_t>
 __global__ void __launch_bounds__(kThreads)
     backward_epilogue_kernel(const scalar_t* __restrict__ grad, const scalar_t* __restrict__ y,
                              scalar_t* __restrict__ gz, scalar_t* __restrict__ grad_bias,
-                             int64_t B, int64_t N, int act, double negative_slope) {
+                             loss_cuda::acc_t_of<scalar_t>* __restrict__ partials, int64_t B,
+                             int64_t N, int64_t rows_per_chunk, int act, double negative_slope) {
   using acc_t = loss_cuda::acc_t_of<scalar_t>;
   __shared__ acc_t partial[kRowGroups][kCols];
   const acc_t slope = static_cast<acc_t>(negative_slope);
   const int lane = threadIdx.x % kCols;
   const int group = threadIdx.x / kCols;
   const int64_t col = int64_t{blockIdx.x} * kCols + lane;
+  const int64_t row_begin = int64_t{blockIdx.y} * rows_per_chunk;
+  const int64_t row_end = row_begin + rows_per_chunk < B ? row_begin + rows_per_chunk : B;
   acc_t sum = 0;
   if (col < N) {
-    for (int64_t r = group; r < B; r += kRowGroups) {
+    for (int64_t r = row_begin + group; r < row_end; r += kRowGroups) {
       const int64_t i = r * N + col;
       const scalar_t v = loss_cuda::from_acc<scalar_t>(
           activation_grad(loss_cuda::to_acc(grad[i]), loss_cuda::to_acc(y[i]), act, slope));
@@ -94,8 +107,25 @@ __global__ void __launch_bounds__(kThreads)
   if (group == 0 && col < N) {
     acc_t total = 0;
     for (int k = 0; k < kRowGroups; ++k) total += partial[k][lane];
-    grad_bias[col] = loss_cuda::from_acc<scalar_t>(total);
+    if (gridDim.y == 1) {
+      grad_bias[col] = loss_cuda::from_acc<scalar_t>(total);
+    } else {
+      partials[int64_t{blockIdx.y} * N + col] = total;
+    }
   }
+}
+
+// grad_bias[c] = sum over row chunks k = 0, 1, ... of partials[k, c], in that order.
+template <typename scalar_t>
+__global__ void __launch_bounds__(kThreads)
+    bias_grad_reduce_kernel(const loss_cuda::acc_t_of<scalar_t>* __restrict__ partials,
+                            scalar_t* __restrict__ grad_bias, int64_t chunks, int64_t N) {
+  using acc_t = loss_cuda::acc_t_of<scalar_t>;
+  const int64_t col = int64_t{blockIdx.x} * blockDim.x + threadIdx.x;
+  if (col >= N) return;
+  acc_t total = 0;
+  for (int64_t k = 0; k < chunks; ++k) total += partials[k * N + col];
+  grad_bias[col] = loss_cuda::from_acc<scalar_t>(total);
 }
 
 unsigned grid_for(int64_t n) {
@@ -114,23 +144,60 @@ cudaError_t launch_linear_act_epilogue(scalar_t* y, const scalar_t* bias, int64_
   return cudaGetLastError();
 }
 
-template <typename scalar_t>
+namespace {
+
+int64_t linear_act_backward_rows_per_chunk(int64_t B) {
+  // kRowsPerChunk rows per CTA row, more when B would need over 65535 of them (the grid's y limit).
+  const int64_t chunks = (B + kRowsPerChunk - 1) / kRowsPerChunk;
+  return kRowsPerChunk * ((chunks + kMaxChunks - 1) / kMaxChunks > 1
+                              ? (chunks + kMaxChunks - 1) / kMaxChunks
+                              : 1);
+}
+
+int64_t linear_act_backward_chunks(int64_t B) {
+  if (B <= 0) return 0;
+  const int64_t rows = linear_act_backward_rows_per_chunk(B);
+  return (B + rows - 1) / rows;
+}
+
+}  // namespace
+
+int64_t linear_act_backward_workspace(int64_t B, int64_t N) {
+  const int64_t chunks = linear_act_backward_chunks(B);
+  return chunks > 1 && N > 0 ? chunks * N : 0;
+}
+
+template <typename scalar_t, typename acc_t>
 cudaError_t launch_linear_act_backward_epilogue(const scalar_t* grad, const scalar_t* y,
-                                                scalar_t* gz, scalar_t* grad_bias, int64_t B,
+                                                scalar_t* gz, scalar_t* grad_bias,
+                                                acc_t* partials, int64_t B,
                                                 int64_t N, int act, double negative_slope,
                                                 cudaStream_t stream) {
-  if (N <= 0 || (gz == nullptr && grad_bias == nullptr)) return cudaSuccess;
-  const unsigned blocks = static_cast<unsigned>((N + kCols - 1) / kCols);
-  backward_epilogue_kernel<scalar_t><<<blocks, kThreads, 0, stream>>>(grad, y, gz, grad_bias, B, N,
-                                                                      act, negative_slope);
+  if (B <= 0 || N <= 0 || (gz == nullptr && grad_bias == nullptr)) return cudaSuccess;
+  const int64_t rows_per_chunk = linear_act_backward_rows_per_chunk(B);
+  const int64_t chunks = linear_act_backward_chunks(B);
+  if (grad_bias != nullptr && chunks > 1 && partials == nullptr) return cudaErrorInvalidValue;
+  const dim3 grid(static_cast<unsigned>((N + kCols - 1) / kCols), static_cast<unsigned>(chunks));
+  static_assert(std::is_same<acc_t, loss_cuda::acc_t_of<scalar_t>>::value,
+                "partials must be the compute type: double for double, float otherwise");
+  backward_epilogue_kernel<scalar_t><<<grid, kThreads, 0, stream>>>(
+      grad, y, gz, grad_bias, partials, B, N, rows_per_chunk, act, negative_slope);
+  if (grad_bias != nullptr && chunks > 1) {
+    const cudaError_t err = cudaGetLastError();
+    if (err != cudaSuccess) return err;
+    bias_grad_reduce_kernel<scalar_t>
+        <<<static_cast<unsigned>((N + kThreads - 1) / kThreads), kThreads, 0, stream>>>(
+            partials, grad_bias, chunks, N);
+  }
   return cudaGetLastError();
 }
 
 #define AAE_INSTANTIATE_LINEAR_ACT(T)                                                             \
   template cudaError_t launch_linear_act_epilogue<T>(T*, const T*, int64_t, int64_t, int, double, \
                                                      cudaStream_t);                               \
-  template cudaError_t launch_linear_act_backward_epilogue<T>(                                    \
-      const T*, const T*, T*, T*, int64_t, int64_t, int, double, cudaStream_t);
+  template cudaError_t launch_linear_act_backward_epilogue<T, loss_cuda::acc_t_of<T>>(            \
+      const T*, const T*, T*, T*, loss_cuda::acc_t_of<T>*, int64_t, int64_t, int, double,          \
+      cudaStream_t);
 
 AAE_INSTANTIATE_LINEAR_ACT(float)
 AAE_INSTANTIATE_LINEAR_ACT(double)

@@ -1,6 +1,8 @@
 // CUDA implementation of linear_act and linear_act_backward (schemas and semantics: csrc/ops.cpp):
 // argument checks, device guard, current stream, dtype dispatch; the GEMMs are at::mm (cuBLAS, fp32
-// accumulation for 16-bit inputs), the epilogues are the kernels of linear_act.cu. Built only when
+// accumulation for 16-bit inputs), the epilogues are the kernels of linear_act.cu, except the
+// forward of identity and relu with a bias, which is at::addmm / at::_addmm_activation (cuBLASLt's
+// bias and bias + relu epilogues where torch can use them, its own fallback otherwise). Built only when
 // torch has CUDA. No host syncs, so the ops can be captured in CUDA graphs.
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
@@ -71,10 +73,17 @@ at::Tensor linear_act_cuda(const at::Tensor& x, const at::Tensor& weight,
   const c10::cuda::CUDAGuard guard(x.device());
   const int64_t B = x.size(0);
   const int64_t N = weight.size(0);
-  at::Tensor y = at::empty({B, N}, x.options());
-  if (y.numel() == 0) return y;
-  at::mm_out(y, x, weight.t());
+  if (B == 0 || N == 0) return at::empty({B, N}, x.options());
   const at::Tensor b = bias.has_value() ? bias->contiguous() : at::Tensor();
+  // With a bias, identity and relu go to cuBLASLt's bias (+ relu) epilogue through addmm: the GEMM
+  // writes the finished output, no second pass over it (the relu epilogue keeps NaN as NaN: tested
+  // on CUDA in tests/ops/test_linear_act.py). K = 0 stays on the path below (Lt needs K > 0).
+  if (b.defined() && x.size(1) > 0 && (act == kLinearActIdentity || act == kLinearActRelu)) {
+    return act == kLinearActRelu ? at::_addmm_activation(b, x, weight.t(), 1, 1, false)
+                                 : at::addmm(b, x, weight.t());
+  }
+  at::Tensor y = at::empty({B, N}, x.options());
+  at::mm_out(y, x, weight.t());
   const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dtype, "linear_act_cuda", [&] {
     C10_CUDA_CHECK(launch_linear_act_epilogue(cuda_ptr<scalar_t>(y), cuda_ptr<scalar_t>(b), B, N,
@@ -120,9 +129,14 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> linear_act_backward_cuda(
     at::Tensor gb_out = output_mask[2] ? grad_b : at::Tensor();
     AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, y.scalar_type(),
                                     "linear_act_backward_cuda", [&] {
-      C10_CUDA_CHECK(launch_linear_act_backward_epilogue(
+      using acc_t = std::conditional_t<std::is_same_v<scalar_t, double>, double, float>;
+      const at::Tensor partials = at::empty(
+          {output_mask[2] ? linear_act_backward_workspace(B, N) : 0},
+          y.options().dtype(c10::CppTypeToScalarType<acc_t>::value));
+      C10_CUDA_CHECK((launch_linear_act_backward_epilogue<typename CudaType<scalar_t>::type, acc_t>(
           cuda_ptr<scalar_t>(g), cuda_ptr<scalar_t>(yc), cuda_ptr<scalar_t>(gz_out),
-          cuda_ptr<scalar_t>(gb_out), B, N, act, negative_slope, stream));
+          cuda_ptr<scalar_t>(gb_out), partials.numel() ? partials.data_ptr<acc_t>() : nullptr, B,
+          N, act, negative_slope, stream)));
     });
   }
   at::Tensor grad_x = output_mask[0] ? at::mm(gz, *weight) : at::empty({0}, y.options());

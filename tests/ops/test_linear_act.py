@@ -114,11 +114,16 @@ def test_extreme_preactivations_stay_finite():
         torch.testing.assert_close(y.double(), reference(x.double(), w.double(), None, act))
 
 
-def test_nan_propagates():
-    x = torch.tensor([[float("nan")], [float("-inf")]])
-    w = torch.ones(1, 1)
-    y = af.ops.linear_act(x, w, torch.tensor([float("inf")]), "relu")
-    assert torch.isnan(y).all()
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("activation", ["relu", "identity"])
+def test_nan_propagates(device, activation):
+    # [3, 2] @ [2, 3]: shapes where CUDA takes cuBLASLt's bias (+ relu) epilogue (every size > 1).
+    x = torch.tensor([[float("nan"), 1.0], [float("-inf"), 1.0], [1.0, 1.0]], device=device)
+    w = torch.ones(3, 2, device=device)
+    b = torch.tensor([float("inf"), 0.0, 0.0], device=device)
+    y = af.ops.linear_act(x, w, b, activation).cpu()
+    assert torch.isnan(y[0]).all() and torch.isnan(y[1, 0]), y  # nan; -inf + inf
+    torch.testing.assert_close(y, reference(x.cpu(), w.cpu(), b.cpu(), activation), equal_nan=True)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -175,6 +180,32 @@ def test_backward_op_masks_and_empty_outputs(wanted):
     gx, gw, gb = OPS.linear_act_backward(grad, y, x if wanted[1] else None, w if wanted[0] else None, "tanh", 0.01, list(wanted))
     for got, want, shape in zip((gx, gw, gb), wanted, ((17, 33), (7, 33), (7,))):
         assert tuple(got.shape) == (shape if want else (0,))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("activation", ["relu", "identity", "tanh"])
+@pytest.mark.parametrize("B", [127, 128, 129, 1000, 4100])
+def test_large_batches_forward_and_gradients(device, dtype, activation, B):
+    """Batches around and above the row chunk of the CUDA backward epilogue (128 rows: the bias
+    gradient is summed per chunk, then over the chunks), for every backend; the forward of relu and
+    identity with a bias is cuBLASLt's epilogue on CUDA."""
+    inputs = make_inputs(B, 19, 37, dtype, device, bias=True, seed=B)
+    fn = lambda x, w, b: af.ops.linear_act(x, w, b, activation)  # noqa: E731
+    ref_fn = lambda x, w, b: reference(x, w, b, activation)  # noqa: E731
+    wanted = [True, True, True]
+    out, got = grads_of(fn, inputs, wanted)
+    ref_out, ref = grads_of(ref_fn, [t.double() for t in inputs], wanted)
+    naive_out, naive = grads_of(ref_fn, inputs, wanted)
+    assert_close_to_reference(out, ref_out, naive_out, dtype, f"forward ({activation}, B={B})")
+    for name, g, r, n in zip("xwb", got, ref, naive):
+        if dtype in PRECISE_TOL:  # sums over up to 4100 rows: an error relative to the largest
+            err, bound = max_err(g, r), {torch.float32: 1e-5, torch.float64: 1e-12}[dtype] * (1 + r.abs().max().item())
+            assert err <= bound, f"grad {name} ({activation}, B={B}): max error {err:.3g} > {bound:.3g}"
+        else:
+            assert_close_to_reference(g, r, n, dtype, f"grad {name} ({activation}, B={B})")
+    _, again = grads_of(fn, inputs, wanted)
+    assert torch.equal(got[2], again[2]), "the bias gradient must not depend on the run"
 
 
 def test_bias_gradient_deterministic_across_threads():
