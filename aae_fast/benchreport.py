@@ -980,11 +980,19 @@ def run_suite(
         if code != 0:
             print("".join(log.read_text().splitlines(keepends=True)[-40:]), file=sys.stderr)
         # Exit code 1 (some cases failed): the others' figures are still written, then it raises.
+        skipped = _skipped_from_junit(junit)
+        failed = _skipped_from_junit(junit, ("failure", "error"))
+        if code in (0, 1) and (not raw.exists() or not raw.read_text().strip()):
+            # pytest-benchmark leaves no JSON when no case was timed: say why instead of a
+            # JSONDecodeError.
+            reasons = "; ".join(f"{c['case']}: {c['reason'][:200]}" for c in (failed + skipped)[:5])
+            raise RuntimeError(
+                f"no benchmark case was timed ({len(skipped)} skipped, {len(failed)} failed)"
+                + (f": {reasons}" if reasons else "")
+            )
         if code not in (0, 1) or not raw.exists():
             raise RuntimeError(f"benchmark run failed (pytest exit code {code})")
         report = json.loads(raw.read_text())
-        skipped = _skipped_from_junit(junit)
-        failed = _skipped_from_junit(junit, ("failure", "error"))
     machine = machine_info()
     results = analyse({
         "machine": machine,

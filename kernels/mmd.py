@@ -163,9 +163,9 @@ def _accumulate_grad(acc, rowsum, a_rows, row_mask, rows, a_sq, z_ptr, NZ, D, st
         zt = tl.load(z_ptr + cols[:, None] * stride_zn + dout[None, :] * stride_zd,
                      mask=col_mask[:, None] & dout_mask[None, :], other=0.0).to(ACC)
         if ACC == tl.float32:
-            acc = tl.dot(w, zt, acc=acc, input_precision="ieee")
+            acc = tl.dot(w, zt, acc=acc, input_precision="ieee", out_dtype=ACC)
         else:
-            acc = tl.dot(w, zt, acc=acc)
+            acc = tl.dot(w, zt, acc=acc, out_dtype=ACC)  # float64: out_dtype must name it
     return acc, rowsum
 
 

@@ -44,6 +44,7 @@ pytest_opts() {  # workers ($1) and limits (session: $2 s) from the plugins this
 if has triton; then
   stage "Triton tests without the extension, beside the build (log: triton.log)"
   # aae_fast importable from the source tree as installed: kernels/ is aae_fast.kernels (setup.py).
+  # python -P: the working directory's own aae_fast (no kernels/ inside) must not shadow the view.
   view=$(mktemp -d)
   mkdir "$view/aae_fast"
   for f in aae_fast/*; do ln -s "$PWD/$f" "$view/aae_fast/"; done
@@ -51,7 +52,7 @@ if has triton; then
   triton_timeout=${TRITON_TIMEOUT:-180}
   pytest_opts "${TRITON_WORKERS:-4}" "$triton_timeout"
   (AAE_FAST_DISABLE_EXT=1 PYTHONPATH="$view" timeout $((triton_timeout + 60)) \
-     "$PYTHON" -m pytest -p no:cacheprovider -v "${opts[@]}" -rfE --tb=short \
+     "$PYTHON" -P -m pytest -p no:cacheprovider -v "${opts[@]}" -rfE --tb=short \
      ${TRITON_TESTS:-tests/models/test_fused_cuda.py tests/training/test_trainer_fast_path.py tests/kernels} \
      -k "${TRITON_K:-cuda or triton}" >"$OUT/triton.log" 2>&1
    echo "triton tests exit $?" >>"$OUT/triton.log") &

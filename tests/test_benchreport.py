@@ -435,3 +435,19 @@ def test_run_suite_end_to_end_with_a_failing_case(tmp_path, capsys):
     assert "| tiny op | `fused` |" in md
     _assert_png(Path(f"{path.with_suffix('')}-throughput.png"))
     _assert_png(Path(f"{path.with_suffix('')}-peak.png"))
+
+
+def test_run_suite_says_why_when_no_case_was_timed(tmp_path):
+    """Every selected case skipped (e.g. torch.compile failing on the machine): a RuntimeError that
+    names the skipped cases and their reasons, no report written."""
+    suite = tmp_path / "suite"
+    suite.mkdir()
+    (suite / "bench_tiny.py").write_text(
+        "import pytest\n\n"
+        "def test_skipped(benchmark):\n"
+        "    pytest.skip('compile failed here')\n"
+    )
+    out = tmp_path / "out"
+    with pytest.raises(RuntimeError, match=r"no benchmark case was timed \(1 skipped, 0 failed\).*compile failed here"):
+        br.run_suite(suite, out, progress=False)
+    assert not out.exists() or not list(out.glob("*.json"))

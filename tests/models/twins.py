@@ -68,7 +68,7 @@ def share_noise(reference, model) -> None:
     noise come from a Philox stream with the fused model's seed, consumed in the same order (the
     fused Gaussian-noise layout equals the reparameterisation op's, csrc/include/aae_fast/philox.h).
     """
-    gen = PhiloxGenerator.wrap(model.rng_state().clone())  # on the model's device
+    gen = PhiloxGenerator.wrap(model.generator.state.clone())  # on the model's device
     normals: dict[int, Gaussian] = {}
 
     def sample(prior, n, labels=None, generator=None):

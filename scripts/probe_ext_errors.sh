@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Do errors raised inside aae_fast._C reach Python as RuntimeError? Each probe runs in its own
+# process (a crash ends only that probe) and prints what it raised or how it died (rc 139 =
+# SIGSEGV). On the 2026-11-26 H200 image every probe below crashed (benchmarks/results/
+# nvidia-h200-2026-11-26-notes.md); on CI's CPU build they raise. With gdb on the machine, the
+# last step prints the native backtrace of the first probe.
+#   PYTHON=python3 bash scripts/probe_ext_errors.sh
+P=${PYTHON:-python3}
+set -u
+probe() { echo "--- $1"; timeout 60 "$P" -X faulthandler -c "import torch, aae_fast as af; OPS = torch.ops.aae_fast
+$2" 2>&1 | grep -v "^  File\|^Thread\|^$" | tail -4; echo "rc ${PIPESTATUS[0]}"; }
+probe "mmd N=0 cpu" 'x = torch.randn(0, 3); y = torch.randn(5, 3)
+try: OPS.mmd(x, y, [1.0], False)
+except RuntimeError as e: print("raised", str(e)[:80])'
+probe "linear_act bad shape cuda (C++ CUDA TORCH_CHECK)" 'x = torch.randn(4, 3, device="cuda"); w = torch.randn(5, 2, device="cuda")
+try: OPS.linear_act(x, w, None, "relu", 0.01)
+except RuntimeError as e: print("raised", str(e)[:80])'
+probe "reconstruction_loss bad shape cuda" 'a = torch.randn(4, 3, device="cuda"); b = torch.randn(4, 2, device="cuda")
+try: af.ops.reconstruction_loss(a, b)
+except (RuntimeError, ValueError) as e: print("raised", str(e)[:80])'
+probe "mmd N=0 cuda, no grad" 'x = torch.randn(0, 3, device="cuda"); y = torch.randn(5, 3, device="cuda")
+try: OPS.mmd(x, y, [1.0], False)
+except RuntimeError as e: print("raised", str(e)[:80])'
+probe "mmd N=0 cuda via redispatch below autograd" 'x = torch.randn(0, 3, device="cuda"); y = torch.randn(5, 3, device="cuda")
+try:
+    with torch._C._AutoDispatchBelowAutograd(): OPS.mmd(x, y, [1.0], False)
+except RuntimeError as e: print("raised", str(e)[:80])'
+probe "mmd bad bandwidth cuda" 'x = torch.randn(4, 3, device="cuda"); y = torch.randn(5, 3, device="cuda")
+try: OPS.mmd(x, y, [-1.0], False)
+except RuntimeError as e: print("raised", str(e)[:80])'
+probe "mmd D=0 cuda" 'x = torch.zeros(4, 0, device="cuda", requires_grad=True); y = torch.zeros(3, 0, device="cuda", requires_grad=True)
+o = af.ops.mmd(x, y); print(o.item()); o.backward(); print(x.grad.shape)'
+if command -v gdb >/dev/null; then
+  echo "--- gdb backtrace of mmd N=0 cpu"
+  timeout 90 gdb -q -batch -ex run -ex bt --args "$P" -c 'import torch, aae_fast; torch.ops.aae_fast.mmd(torch.randn(0, 3), torch.randn(5, 3), [1.0], False)' 2>&1 | grep -E "^#" | head -25
+fi
