@@ -189,6 +189,14 @@ def make_step(model, impl: str, batch: dict, optimizers: dict, amp, precision: s
     if impl == "compile_step":
         compiled = torch.compile(model.training_step)
         return lambda: compiled(batch, optimizers, amp)
+    if impl == "compile_ro":
+        # reduce-overhead replays inductor's CUDA graphs; a step calls each compiled network more
+        # than once, so it must tell torch where an iteration starts (torch.compiler docs).
+        def step():
+            torch.compiler.cudagraph_mark_step_begin()
+            return model.training_step(batch, optimizers, amp)
+
+        return step
     return lambda: model.training_step(batch, optimizers, amp)
 
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Do errors raised inside aae_fast._C reach Python as RuntimeError? Each probe runs in its own
 # process (a crash ends only that probe) and prints what it raised or how it died (rc 139 =
-# SIGSEGV). On the 2026-11-26 H200 image every probe below crashed (benchmarks/results/
+# SIGSEGV); the two controls tell whether loading _C breaks libtorch's own errors too. On the
+# 2026-11-26 H200 image every aae_fast probe crashed (benchmarks/results/
 # nvidia-h200-2026-11-26-notes.md); on CI's CPU build they raise. With gdb on the machine, the
 # last step prints the native backtrace of the first probe.
 #   PYTHON=python3 bash scripts/probe_ext_errors.sh
@@ -9,6 +10,18 @@ P=${PYTHON:-python3}
 set -u
 probe() { echo "--- $1"; timeout 60 "$P" -X faulthandler -c "import torch, aae_fast as af; OPS = torch.ops.aae_fast
 $2" 2>&1 | grep -v "^  File\|^Thread\|^$" | tail -4; echo "rc ${PIPESTATUS[0]}"; }
+echo "--- control: a libtorch error without aae_fast loaded"
+timeout 60 "$P" -X faulthandler -c 'import torch
+try: torch.zeros(2) + torch.zeros(3)
+except RuntimeError as e: print("raised", str(e)[:80])' 2>&1 | tail -2; echo "rc ${PIPESTATUS[0]}"
+probe "control: the same libtorch error with aae_fast loaded" 'try: torch.zeros(2) + torch.zeros(3)
+except RuntimeError as e: print("raised", str(e)[:80])'
+echo "--- _C alone (torch.ops.load_library, no aae_fast package, no Triton): mmd N=0 cpu"
+timeout 60 "$P" -X faulthandler -c 'import glob, importlib.util, os, torch
+pkg = os.path.dirname(importlib.util.find_spec("aae_fast").origin)
+torch.ops.load_library(glob.glob(os.path.join(pkg, "_C*.so"))[0])
+try: torch.ops.aae_fast.mmd(torch.randn(0, 3), torch.randn(5, 3), [1.0], False)
+except RuntimeError as e: print("raised", str(e)[:80])' 2>&1 | tail -2; echo "rc ${PIPESTATUS[0]}"
 probe "mmd N=0 cpu" 'x = torch.randn(0, 3); y = torch.randn(5, 3)
 try: OPS.mmd(x, y, [1.0], False)
 except RuntimeError as e: print("raised", str(e)[:80])'

@@ -107,7 +107,8 @@ def _(grad, rng_state, logvar):
 
 
 # ----------------------------------------------------------------------------------------------
-# Autograd: saves the 2-element state and logvar, and only when logvar's gradient is needed.
+# Autograd (mirrored by csrc/autograd/gaussian_reparameterize.cpp: keep the two in step): saves the
+# 2-element state and logvar, and only when logvar's gradient is needed.
 
 
 def _setup_context(ctx, inputs, output):
@@ -125,9 +126,9 @@ def _backward(ctx, grad, _grad_state):
     return None, grad_mu, grad_logvar
 
 
-torch.library.register_autograd(
-    "aae_fast::gaussian_reparameterize", _backward, setup_context=_setup_context
-)
+# The C++ Autograd kernel (csrc/autograd/gaussian_reparameterize.cpp) implements this formula when
+# the extension is loaded; this one is registered only where it is absent.
+_backend.register_autograd("gaussian_reparameterize", _backward, _setup_context)
 
 
 # ----------------------------------------------------------------------------------------------

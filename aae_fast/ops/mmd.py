@@ -179,8 +179,9 @@ def _check_grad(grad, x) -> None:
 
 
 # ----------------------------------------------------------------------------------------------
-# Autograd: the backward is its own op. Each gradient needs both sets (the cross term), so both are
-# saved when any gradient is needed, and nothing when none is.
+# Autograd (mirrored by csrc/autograd/mmd.cpp: keep the two in step): the backward is its own op.
+# Each gradient needs both sets (the cross term), so both are saved when any gradient is needed,
+# and nothing when none is.
 
 
 def _setup_context(ctx, inputs, output):
@@ -198,7 +199,9 @@ def _backward(ctx, grad):
     return (grad_x if mask[0] else None, grad_y if mask[1] else None, None, None)
 
 
-torch.library.register_autograd("aae_fast::mmd", _backward, setup_context=_setup_context)
+# The C++ Autograd kernel (csrc/autograd/mmd.cpp) implements this formula when the extension is
+# loaded; this one is registered only where it is absent.
+_backend.register_autograd("mmd", _backward, _setup_context)
 
 
 # ----------------------------------------------------------------------------------------------

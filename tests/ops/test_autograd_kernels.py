@@ -1,5 +1,5 @@
-"""The C++ Autograd kernels (csrc/autograd/) of linear_act, adversarial_d_loss, adversarial_g_loss and
-reconstruction_loss: they serve the ops when the extension is loaded (the Python formulas are not
+"""The C++ Autograd kernels (csrc/autograd/) of linear_act, adversarial_d_loss, adversarial_g_loss,
+reconstruction_loss, mmd and gaussian_reparameterize: they serve the ops when the extension is loaded (the Python formulas are not
 registered over them), save only what the backward needs, record nothing when no gradient can flow,
 and call the `<op>_backward` op, with the output_mask of the inputs that require grad, through the
 dispatcher (so AOTAutograd traces it as an op of its own). Values and gradients are tested in each
@@ -42,13 +42,28 @@ def _recon_case(g):
     return (lambda o, t: af.ops.reconstruction_loss(o, t, "bce")), [out, target]
 
 
+def _mmd_case(g):
+    return (lambda x, y: af.ops.mmd(x, y, (0.5, 2.0), unbiased=True)), [
+        torch.randn(5, 3, generator=g), torch.randn(6, 3, generator=g)]
+
+
+def _reparam_case(g):
+    # A fresh stream per call: every call draws the same eps.
+    fn = lambda mu, logvar: af.ops.gaussian_reparameterize(mu, logvar, af.PhiloxGenerator(11))  # noqa: E731
+    return fn, [torch.randn(4, 3, generator=g), torch.randn(4, 3, generator=g)]
+
+
 CASES = {
     "linear_act": _linear_act_case,
     "linear_act_no_bias": _linear_act_no_bias_case,
     "adversarial_d_loss": _d_loss_case,
     "adversarial_g_loss": _g_loss_case,
     "reconstruction_loss": _recon_case,
+    "mmd": _mmd_case,
+    "gaussian_reparameterize": _reparam_case,
 }
+DIFFERENTIABLE = ["linear_act", "adversarial_d_loss", "adversarial_g_loss", "reconstruction_loss", "mmd",
+                  "gaussian_reparameterize"]
 OP_OF_CASE = {"linear_act_no_bias": "linear_act"}
 
 
@@ -59,8 +74,10 @@ def expected_saved(case, inputs, wanted, out):
     if case.startswith("linear_act"):
         need_x, need_w = wanted[0], wanted[1]
         return [out] + ([inputs[0]] if need_w else []) + ([inputs[1]] if need_x else [])
-    if case == "reconstruction_loss":
+    if case in ("reconstruction_loss", "mmd"):
         return list(inputs)
+    if case == "gaussian_reparameterize":  # the op's [seed, offset] copy and logvar, for logvar's grad
+        return [None, inputs[1]] if wanted[1] else []
     return [t for t, w in zip(inputs, wanted) if w]
 
 
@@ -94,7 +111,7 @@ class RecordOps(TorchDispatchMode):
 # Which autograd serves the ops
 
 
-@pytest.mark.parametrize("name", ["linear_act", "adversarial_d_loss", "adversarial_g_loss", "reconstruction_loss"])
+@pytest.mark.parametrize("name", DIFFERENTIABLE)
 def test_cpp_autograd_serves_the_op(name):
     assert torch._C._dispatch_has_kernel_for_dispatch_key(f"aae_fast::{name}", "Autograd")
     assert name in _backend.STATUS.compiled_autograd
@@ -121,7 +138,10 @@ def test_saves_only_what_the_backward_needs(case):
         expected = expected_saved(case, inputs, wanted, out)
         assert len(saved) == len(expected), (wanted, [tuple(t.shape) for t in saved])
         for got, want in zip(saved, expected):
-            assert same_tensor(got, want), wanted
+            if want is None:  # gaussian_reparameterize's state: an op output, not reachable here
+                assert got.dtype == torch.int64 and got.shape == (2,), wanted
+            else:
+                assert same_tensor(got, want), wanted
         assert out.requires_grad == any(wanted)
         assert (out.grad_fn is None) == (not any(wanted))
         torch.testing.assert_close(out.detach(), fn(*base))
@@ -155,6 +175,9 @@ def test_backward_op_gets_the_mask_of_the_inputs_that_require_grad(case):
         with RecordOps() as mode:
             grads = torch.autograd.grad(out.sum(), targets)
         calls = [args for func, args in mode.calls if func is backward_op]
+        if op == "gaussian_reparameterize" and not wanted[1]:  # grad_mu = grad: no kernel
+            assert calls == [] and [g.shape for g in grads] == [t.shape for t in targets]
+            continue
         assert len(calls) == 1, [str(func) for func, _ in mode.calls]
         args = calls[0]
         if op == "linear_act":
@@ -165,6 +188,8 @@ def test_backward_op_gets_the_mask_of_the_inputs_that_require_grad(case):
             assert (args[3] is None) == (not wanted[0])  # weight only for x's
         elif op == "reconstruction_loss":
             assert list(args[4]) == list(wanted)
+        elif op == "mmd":
+            assert list(args[5]) == list(wanted)
         elif op == "adversarial_d_loss":
             assert [a is not None for a in args[1:]] == list(wanted)
         # One gradient per input that requires grad, shaped like it.
