@@ -8,8 +8,9 @@ and the backward epilogue (activation derivative + bias-gradient column sums) as
 
 The forward accumulates in float32 (float64 for float64 inputs) with tl.dot; float32 inputs use
 input_precision "ieee" (no TF32) so that results match the float32 reference. The backward's
-GEMMs are torch.mm (cuBLAS); its epilogue kernel gives each program a block of columns and walks
-the rows in order, so the bias gradient does not depend on the launch (no atomics). Block sizes
+GEMMs are torch.mm (cuBLAS); its epilogue kernel gives each program a block of columns and a chunk
+of rows, writes one partial column sum per chunk, and a second kernel adds the chunks in order, so
+the bias gradient depends on the sizes only (no atomics) and large batches fill the GPU. Block sizes
 are autotuned on a GPU and fixed under the interpreter (TRITON_INTERPRET=1).
 """
 
@@ -28,6 +29,9 @@ _INTERPRET_BLOCKS = {"BLOCK_M": 16, "BLOCK_N": 16, "BLOCK_K": 16}
 _ACT_CODES = {"identity": 0, "relu": 1, "leaky_relu": 2, "sigmoid": 3, "tanh": 4}
 _BWD_BLOCK_N = 64
 _BWD_BLOCK_M = 32
+# Rows per program of the backward epilogue (a multiple of _BWD_BLOCK_M): B = 8192 gives 32 row
+# chunks x ceil(N / 64) column blocks. Small under the interpreter, so that tests see several.
+_BWD_ROWS_PER_CHUNK = 64 if _INTERPRET else 256
 
 
 @triton.jit
@@ -102,17 +106,21 @@ def _linear_act_fwd_kernel(
 
 @triton.jit
 def _linear_act_bwd_epilogue_kernel(
-    g_ptr, y_ptr, gz_ptr, gb_ptr,
-    B, N,
+    g_ptr, y_ptr, gz_ptr, gb_ptr, part_ptr,
+    B, N, rows_per_chunk,
     slope_hi, slope_lo,
-    STORE_GZ: tl.constexpr, NEED_GB: tl.constexpr, ACT: tl.constexpr, ACC: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+    STORE_GZ: tl.constexpr, NEED_GB: tl.constexpr, ONE_CHUNK: tl.constexpr, ACT: tl.constexpr,
+    ACC: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
 ):
+    """Program (column block, row chunk): gz over the chunk's rows, and the chunk's column sums
+    (into grad_bias itself when there is one chunk, else into row `chunk` of the partials)."""
     cols = tl.program_id(0).to(tl.int64) * BLOCK_N + tl.arange(0, BLOCK_N)
     col_mask = cols < N
+    chunk = tl.program_id(1).to(tl.int64)
+    row_begin = chunk * rows_per_chunk
     acc = tl.zeros((BLOCK_N,), dtype=ACC)
-    for r0 in range(0, B, BLOCK_M):
-        rows = r0 + tl.arange(0, BLOCK_M).to(tl.int64)
+    for r0 in range(0, rows_per_chunk, BLOCK_M):  # rows_per_chunk is a multiple of BLOCK_M
+        rows = row_begin + r0 + tl.arange(0, BLOCK_M).to(tl.int64)
         mask = (rows[:, None] < B) & col_mask[None, :]
         offs = rows[:, None] * N + cols[None, :]
         g = tl.load(g_ptr + offs, mask=mask, other=0.0).to(ACC)
@@ -123,7 +131,28 @@ def _linear_act_bwd_epilogue_kernel(
         if NEED_GB:
             acc += tl.sum(gz.to(ACC), axis=0)
     if NEED_GB:
-        tl.store(gb_ptr + cols, acc.to(gb_ptr.dtype.element_ty), mask=col_mask)
+        if ONE_CHUNK:
+            tl.store(gb_ptr + cols, acc.to(gb_ptr.dtype.element_ty), mask=col_mask)
+        else:
+            tl.store(part_ptr + chunk * N + cols, acc, mask=col_mask)
+
+
+@triton.jit
+def _sum_chunks_kernel(part_ptr, gb_ptr, chunks, N, BLOCK_N: tl.constexpr):
+    """grad_bias[c] = sum over k = 0, 1, ... of partials[k, c], in that order."""
+    cols = tl.program_id(0).to(tl.int64) * BLOCK_N + tl.arange(0, BLOCK_N)
+    col_mask = cols < N
+    acc = tl.zeros((BLOCK_N,), dtype=part_ptr.dtype.element_ty)
+    for k in range(0, chunks):
+        acc += tl.load(part_ptr + k * N + cols, mask=col_mask, other=0.0)
+    tl.store(gb_ptr + cols, acc.to(gb_ptr.dtype.element_ty), mask=col_mask)
+
+
+def _rows_per_chunk(B: int) -> int:
+    """Rows per program of the backward epilogue: _BWD_ROWS_PER_CHUNK, more when B would need over
+    65,535 chunks (the grid's second dimension). A function of B alone: so is the summation order."""
+    chunks = triton.cdiv(B, _BWD_ROWS_PER_CHUNK)
+    return _BWD_ROWS_PER_CHUNK * max(1, triton.cdiv(chunks, 65535))
 
 
 if _INTERPRET:
@@ -218,12 +247,21 @@ def linear_act_bwd(grad, y, x, weight, activation, negative_slope, output_mask):
         if B == 0:
             grad_b.zero_()
         else:
-            _linear_act_bwd_epilogue_kernel[(triton.cdiv(N, _BWD_BLOCK_N),)](
-                g, yc, gz, grad_b if need_gb else yc,
-                B, N, *_split_slope(negative_slope),
-                STORE_GZ=store_gz, NEED_GB=need_gb, ACT=_ACT_CODES[activation], ACC=_acc_dtype(y.dtype),
-                BLOCK_M=_BWD_BLOCK_M, BLOCK_N=_BWD_BLOCK_N,
+            rows_per_chunk = _rows_per_chunk(B)
+            chunks = triton.cdiv(B, rows_per_chunk)
+            one_chunk = chunks == 1
+            acc_dtype = torch.float64 if y.dtype == torch.float64 else torch.float32
+            partials = torch.empty((0 if one_chunk or not need_gb else chunks, N), dtype=acc_dtype,
+                                   device=y.device)
+            columns = triton.cdiv(N, _BWD_BLOCK_N)
+            _linear_act_bwd_epilogue_kernel[(columns, chunks)](
+                g, yc, gz, grad_b if need_gb else yc, partials if partials.numel() else yc,
+                B, N, rows_per_chunk, *_split_slope(negative_slope),
+                STORE_GZ=store_gz, NEED_GB=need_gb, ONE_CHUNK=one_chunk, ACT=_ACT_CODES[activation],
+                ACC=_acc_dtype(y.dtype), BLOCK_M=_BWD_BLOCK_M, BLOCK_N=_BWD_BLOCK_N,
             )
+            if need_gb and not one_chunk:
+                _sum_chunks_kernel[(columns,)](partials, grad_b, chunks, N, BLOCK_N=_BWD_BLOCK_N)
     empty = y.new_empty((0,))
     grad_x = torch.mm(gz, weight) if output_mask[0] else empty
     grad_w = torch.mm(gz.t(), x) if output_mask[1] else empty.clone()

@@ -91,6 +91,25 @@ def test_backward(dtype, activation, mask):
             assert gr.numel() == 0
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("B", [64, 65, 200])
+def test_backward_row_chunks(dtype, B):
+    """Batches of one, two and four row chunks (64 rows each under the interpreter, 256 on a GPU):
+    grad_bias from the per-chunk partials added in order, against float64, and the same bits on
+    every call."""
+    N = 70
+    g = torch.randn(B, N, generator=torch.Generator().manual_seed(B), dtype=torch.float64)
+    y = torch.rand(B, N, generator=torch.Generator().manual_seed(B + 1), dtype=torch.float64)
+    expected = (g * y * (1 - y)).sum(0)  # sigmoid': y (1 - y)
+    got = kl.linear_act_bwd(g.to(DEVICE, dtype), y.to(DEVICE, dtype), None, None, "sigmoid", 0.01,
+                            [False, False, True])[2]
+    rtol, atol = DTYPES[dtype]
+    torch.testing.assert_close(got.double().cpu(), expected, rtol=rtol * 10, atol=atol * 10 * B ** 0.5)
+    again = kl.linear_act_bwd(g.to(DEVICE, dtype), y.to(DEVICE, dtype), None, None, "sigmoid", 0.01,
+                              [False, False, True])[2]
+    assert torch.equal(got, again)
+
+
 def test_bad_inputs():
     x, w, b = inputs(4, 5, 3, torch.float32)
     with pytest.raises(RuntimeError, match="weight must have shape"):
