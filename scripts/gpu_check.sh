@@ -3,7 +3,8 @@
 #   0. beside the build (which takes minutes of the lease), the tests that need no extension: the
 #      Triton kernels compiled, and the fused models and CUDA-graph Trainer with Triton serving
 #      CUDA (AAE_FAST_DISABLE_EXT=1, from a symlinked view of the source tree);
-#   1. build the extension with CUDA for the card at hand (pip install -e, MAX_JOBS = cores);
+#   1. build the extension with CUDA for the card at hand (pip install -e, MAX_JOBS = cores), then
+#      scripts/probe_ext_errors.sh (on the 2026-11-26 image an error raised in _C was a SIGSEGV);
 #   2. the GPU tests, most valuable first (the fused models on CUDA, the CUDA-graph Trainer, the
 #      Triton kernels compiled, then every op test whose id holds "cuda"); pytest-timeout's
 #      --session-timeout ends the session in time to print the failures (an outer `timeout` kill
@@ -20,7 +21,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-$(mktemp -d)}
-STAGES=${STAGES:-"triton build tests bench"}
+STAGES=${STAGES:-"triton build probe tests bench"}
 PYTHON=${PYTHON:-python3}
 BENCH_K=${BENCH_K:-"not compile and not compiled"}
 TEST_WORKERS=${TEST_WORKERS:-8}
@@ -33,10 +34,10 @@ nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm 
 "$PYTHON" -c 'import sys, torch, triton; print(sys.version.split()[0], "torch", torch.__version__, "cuda", torch.version.cuda, "triton", triton.__version__, torch.cuda.get_device_name())'
 
 PYTEST_HELP=$("$PYTHON" -m pytest --help 2>/dev/null)
-pytest_opts() {  # workers ($1) and limits (session: $2 s) from the plugins this python has
+pytest_opts() {  # workers ($1), limits (session: $2 s; per test: $3 s, default 60) from the plugins
   opts=()
   [[ "$PYTEST_HELP" == *--numprocesses* ]] && opts+=(-n "$1")
-  [[ "$PYTEST_HELP" == *--timeout=* || "$PYTEST_HELP" == *"--timeout "* ]] && opts+=(--timeout 60)
+  [[ "$PYTEST_HELP" == *--timeout=* || "$PYTEST_HELP" == *"--timeout "* ]] && opts+=(--timeout "${3:-60}")
   [[ "$PYTEST_HELP" == *--session-timeout* ]] && opts+=(--session-timeout "$2")
   return 0
 }
@@ -50,7 +51,9 @@ if has triton; then
   for f in aae_fast/*; do ln -s "$PWD/$f" "$view/aae_fast/"; done
   ln -s "$PWD/kernels" "$view/aae_fast/kernels"
   triton_timeout=${TRITON_TIMEOUT:-180}
-  pytest_opts "${TRITON_WORKERS:-4}" "$triton_timeout"
+  # 180 s a test: Triton autotunes its first kernels while the build holds every core (one 60 s
+  # limit was hit that way on 2026-11-26).
+  pytest_opts "${TRITON_WORKERS:-4}" "$triton_timeout" 180
   (AAE_FAST_DISABLE_EXT=1 PYTHONPATH="$view" timeout $((triton_timeout + 60)) \
      "$PYTHON" -P -m pytest -p no:cacheprovider -v "${opts[@]}" -rfE --tb=short \
      ${TRITON_TESTS:-tests/models/test_fused_cuda.py tests/training/test_trainer_fast_path.py tests/kernels} \
@@ -77,6 +80,11 @@ if has triton; then
   grep -E "FAILED|ERROR|passed|failed|exit" "$OUT/triton.log" | grep -v PASSED | tail -40
 fi
 "$PYTHON" -c 'import aae_fast, json; i = aae_fast.backend_info(); print(json.dumps({k: v for k, v in i.items() if k != "ops"})); print({op: (d.get("cuda"), d.get("autograd")) for op, d in i["ops"].items()})'
+
+if has probe; then
+  stage "do errors raised in _C reach Python? (scripts/probe_ext_errors.sh)"
+  PYTHON="$PYTHON" timeout 200 bash scripts/probe_ext_errors.sh 2>&1 | tail -40
+fi
 
 if has tests; then
   stage "GPU tests (log: pytest.log)"
