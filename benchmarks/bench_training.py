@@ -57,6 +57,7 @@ from conftest import bench_device, record_throughput, run_timed, synchronize
 from training_schedules import naive_training_step, phase_flops, step_flops
 
 import aae_fast.reference as ref
+from aae_fast.reference._common import Autocast
 from aae_fast.training import Trainer
 
 DEVICE = bench_device()
@@ -92,23 +93,6 @@ def _cases():
                     yield pytest.param(
                         impl, model, batch, precision, id=f"{impl}-{model}-b{batch}-{precision}"
                     )
-
-
-class Autocast:
-    """The duck-typed `amp` of training_step (see aae_fast.reference._common.FP32): autocast to
-    `dtype` around the forwards; plain backward and step (bf16 needs no gradient scaling)."""
-
-    def __init__(self, device_type: str, dtype: torch.dtype) -> None:
-        self.device_type, self.dtype = device_type, dtype
-
-    def autocast(self):
-        return torch.autocast(self.device_type, dtype=self.dtype)
-
-    def backward(self, loss: torch.Tensor) -> None:
-        loss.backward()
-
-    def step(self, optimizer: torch.optim.Optimizer) -> None:
-        optimizer.step()
 
 
 @functools.cache

@@ -19,22 +19,7 @@ from torch.profiler import ProfilerActivity, profile
 
 import aae_fast.models as fused
 import aae_fast.reference as reference
-
-
-class _Autocast:
-    """The `amp` argument of training_step: autocast around the forwards, plain backward and step."""
-
-    def __init__(self, device_type: str, dtype: torch.dtype) -> None:
-        self.device_type, self.dtype = device_type, dtype
-
-    def autocast(self):
-        return torch.autocast(self.device_type, dtype=self.dtype)
-
-    def backward(self, loss: torch.Tensor) -> None:
-        loss.backward()
-
-    def step(self, optimizer: torch.optim.Optimizer) -> None:
-        optimizer.step()
+from aae_fast.reference._common import Autocast
 
 
 def main(argv: list[str] | None = None) -> str:
@@ -64,7 +49,7 @@ def main(argv: list[str] | None = None) -> str:
         "x_labelled": torch.rand(args.batch, model.input_dim, generator=g).to(device),
         "y_labelled": torch.randint(0, 10, (args.batch,), generator=g).to(device),
     }
-    amp = None if args.precision == "fp32" else _Autocast(device.type, torch.bfloat16)
+    amp = None if args.precision == "fp32" else Autocast(device.type, torch.bfloat16)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
 
     for _ in range(3):

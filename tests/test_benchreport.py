@@ -405,9 +405,8 @@ def test_quick_selection(params, kept):
     assert _bench_conftest().quick_keeps(params) is kept
 
 
-def test_run_suite_end_to_end_with_a_failing_case(tmp_path, capsys):
-    """run_suite on a tiny suite (pytest-benchmark in a child process, about a second): the figures
-    of the cases that ran are written with the report and plots, then the failure is raised."""
+def _tiny_suite(tmp_path: Path) -> Path:
+    """A benchmark suite of two timed cases, a failing one and a skipped one."""
     suite = tmp_path / "suite"
     suite.mkdir()
     (suite / "bench_tiny.py").write_text(
@@ -422,6 +421,13 @@ def test_run_suite_end_to_end_with_a_failing_case(tmp_path, capsys):
         "def test_skipped(benchmark):\n"
         "    pytest.skip('not on this machine')\n"
     )
+    return suite
+
+
+def test_run_suite_end_to_end_with_a_failing_case(tmp_path, capsys):
+    """run_suite on a tiny suite (pytest-benchmark in a child process, about a second): the figures
+    of the cases that ran are written with the report and plots, then the failure is raised."""
+    suite = _tiny_suite(tmp_path)
     out = tmp_path / "out"
     with pytest.raises(RuntimeError, match=r"1 benchmark case\(s\) failed .*test_broken"):
         br.run_suite(suite, out, progress=True)
@@ -440,14 +446,7 @@ def test_run_suite_end_to_end_with_a_failing_case(tmp_path, capsys):
 def test_run_suite_says_why_when_no_case_was_timed(tmp_path):
     """Every selected case skipped (e.g. torch.compile failing on the machine): a RuntimeError that
     names the skipped cases and their reasons, no report written."""
-    suite = tmp_path / "suite"
-    suite.mkdir()
-    (suite / "bench_tiny.py").write_text(
-        "import pytest\n\n"
-        "def test_skipped(benchmark):\n"
-        "    pytest.skip('compile failed here')\n"
-    )
     out = tmp_path / "out"
-    with pytest.raises(RuntimeError, match=r"no benchmark case was timed \(1 skipped, 0 failed\).*compile failed here"):
-        br.run_suite(suite, out, progress=False)
+    with pytest.raises(RuntimeError, match=r"no benchmark case was timed \(1 skipped, 0 failed\).*not on this machine"):
+        br.run_suite(_tiny_suite(tmp_path), out, select="test_skipped", progress=False)
     assert not out.exists() or not list(out.glob("*.json"))

@@ -41,6 +41,7 @@ from ..priors import Prior
 
 __all__ = [
     "FP32",
+    "Autocast",
     "ReferenceAAE",
     "as_batch",
     "PAPER_SGD_LEARNING_RATES",
@@ -82,6 +83,23 @@ class FP32:
 
     def autocast(self):
         return contextlib.nullcontext()
+
+    def backward(self, loss: torch.Tensor) -> None:
+        loss.backward()
+
+    def step(self, optimizer: torch.optim.Optimizer) -> None:
+        optimizer.step()
+
+
+class Autocast:
+    """An ``amp`` that runs the forwards under ``torch.autocast(device_type, dtype)``, with plain
+    backward and step (bf16 needs no gradient scaling; the Trainer's own amp adds fp16 scaling)."""
+
+    def __init__(self, device_type: str = "cpu", dtype: torch.dtype = torch.bfloat16) -> None:
+        self.device_type, self.dtype = device_type, dtype
+
+    def autocast(self):
+        return torch.autocast(self.device_type, dtype=self.dtype)
 
     def backward(self, loss: torch.Tensor) -> None:
         loss.backward()

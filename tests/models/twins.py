@@ -9,6 +9,7 @@ import aae_fast.models as fused
 import aae_fast.reference as ref
 from aae_fast.priors import Gaussian, MixtureOfGaussians, SwissRoll
 from aae_fast.random import PhiloxGenerator
+from aae_fast.reference._common import Autocast
 
 IN, HID = 13, (17, 11)
 
@@ -105,18 +106,6 @@ def batches(name: str, steps: int, n: int = 9, seed: int = 7, device="cpu"):
     return out
 
 
-class Bf16Autocast:
-    """The duck-typed ``amp`` of ``training_step``: bf16 autocast on ``device_type`` around the
-    forwards, plain backward and step (bf16 needs no gradient scaling)."""
-
-    def __init__(self, device_type: str = "cpu") -> None:
-        self.device_type = device_type
-
-    def autocast(self):
-        return torch.autocast(self.device_type, dtype=torch.bfloat16)
-
-    def backward(self, loss: torch.Tensor) -> None:
-        loss.backward()
-
-    def step(self, optimizer: torch.optim.Optimizer) -> None:
-        optimizer.step()
+def Bf16Autocast(device_type: str = "cpu") -> Autocast:
+    """The ``amp`` of ``training_step`` for bf16 autocast on ``device_type``."""
+    return Autocast(device_type, torch.bfloat16)
