@@ -23,6 +23,7 @@ and the ratios.
 
 from __future__ import annotations
 
+import importlib
 import math
 import os
 import sys
@@ -33,12 +34,18 @@ import pytest
 import torch
 
 import aae_fast as af
+_parzen_op = importlib.import_module("aae_fast.ops.parzen_log_likelihood")  # the module, not the function
 from conftest import bench_device, record_throughput, run_timed, synchronize
 
 N = M = int(os.environ.get("AAE_FAST_BENCH_PARZEN_N", "10000"))
 D = 784
 SIGMA = 0.2  # a typical cross-validated width for MNIST pixels
 IMPLS = ["fused", "eager", "compiled-eager"]
+if bench_device().type == "cuda":
+    # The op's own pure-PyTorch fallback (tiles of torch.addmm + an online log-sum-exp, O(N + M)
+    # memory): on the H200 the CUDA and Triton kernels (SIMT tiles) ran at 0.32x eager, and this
+    # measures whether cuBLAS tiles would serve CUDA better.
+    IMPLS.append("aten-tiles")
 
 
 def eager_parzen(x: torch.Tensor, samples: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -67,6 +74,8 @@ def implementation(impl: str, x: torch.Tensor, samples: torch.Tensor):
         return lambda: af.ops.parzen_log_likelihood(x, samples, SIGMA)
     if impl == "eager":
         return lambda: eager_parzen(x, samples, SIGMA)
+    if impl == "aten-tiles":
+        return lambda: _parzen_op._composite(x, samples, SIGMA)
     return lambda: _compiled_parzen(x, samples, SIGMA)
 
 
