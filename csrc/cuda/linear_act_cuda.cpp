@@ -2,8 +2,8 @@
 // argument checks, device guard, current stream, dtype dispatch; the GEMMs are at::mm (cuBLAS, fp32
 // accumulation for 16-bit inputs), the epilogues are the kernels of linear_act.cu, except the
 // forward of identity and relu with a bias, which is at::addmm / at::_addmm_activation (cuBLASLt's
-// bias and bias + relu epilogues where torch can use them, its own fallback otherwise). Built only when
-// torch has CUDA. No host syncs, so the ops can be captured in CUDA graphs.
+// bias and bias + relu epilogues where torch can use them, its own fallback otherwise). Built only
+// when torch has CUDA. No host syncs, so the ops can be captured in CUDA graphs.
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
 #include <c10/cuda/CUDAException.h>
