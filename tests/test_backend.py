@@ -116,3 +116,23 @@ def test_triton_launchers_exist_for_every_op(module, ops, monkeypatch):
     launchers = importlib.import_module(f"aae_fast.ops.{module}")._triton_launchers()
     assert set(launchers) == ops
     assert all(callable(fn) for fn in launchers.values())
+
+
+_RAISE_SCRIPT = r"""
+import sys, torch, aae_fast
+device = sys.argv[1]
+try:
+    torch.ops.aae_fast.mmd(torch.randn(0, 3, device=device), torch.randn(5, 3, device=device), [1.0], False)
+except RuntimeError as e:
+    print("raised:", e)
+"""
+
+
+@pytest.mark.parametrize("device", ["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
+def test_errors_raised_in_the_extension_reach_python(device):
+    """A TORCH_CHECK failing inside _C becomes a RuntimeError, in a fresh process (on the
+    2026-11-26 H200 image it killed the process with SIGSEGV instead: scripts/probe_ext_errors.sh)."""
+    done = subprocess.run([sys.executable, "-c", _RAISE_SCRIPT, device], capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, f"exit status {done.returncode}: {done.stderr[-2000:]}"
+    assert "raised: x must hold at least 1 sample" in done.stdout, done.stdout
