@@ -108,3 +108,20 @@ def test_a_second_invocation_keeps_the_first_ones_runs(tmp_path):
     assert sorted(r["model"] for r in runs) == ["aae", "vae"]
     with pytest.raises(SystemExit, match="unknown models"):
         parzen.main([*args, "--models", "gan"])
+
+
+def test_overview_quotes_only_mnist_runs_against_the_paper(tmp_path):
+    """The at-a-glance table compares with the paper's MNIST figures: Fashion-MNIST rows stay in
+    their own sections."""
+    runs = {
+        "clustering": [{"data_set": d, "clusters": 16, "test_error": e, "steps": 10} for d, e in
+                       (("mnist", 0.5), ("fashion", 0.75))],
+        "dimred": [{"data_set": d, "mode": "unsupervised", "test_error": e, "steps": 10} for d, e in
+                   (("mnist", 0.25), ("fashion", 0.625))],
+    }
+    for name, rows in runs.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "summary.json").write_text(json.dumps({"runs": rows}))
+    table = _load("report").overview(tmp_path)
+    assert "| 50.00 |" in table and "| 25.00 |" in table
+    assert "75.00" not in table and "62.50" not in table
