@@ -149,9 +149,8 @@ namespace {
 int64_t linear_act_backward_rows_per_chunk(int64_t B) {
   // kRowsPerChunk rows per CTA row, more when B would need over 65535 of them (the grid's y limit).
   const int64_t chunks = (B + kRowsPerChunk - 1) / kRowsPerChunk;
-  return kRowsPerChunk * ((chunks + kMaxChunks - 1) / kMaxChunks > 1
-                              ? (chunks + kMaxChunks - 1) / kMaxChunks
-                              : 1);
+  const int64_t scale = (chunks + kMaxChunks - 1) / kMaxChunks;
+  return kRowsPerChunk * (scale > 1 ? scale : 1);
 }
 
 int64_t linear_act_backward_chunks(int64_t B) {

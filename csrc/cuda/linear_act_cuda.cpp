@@ -14,7 +14,6 @@
 #include <array>
 #include <cmath>
 #include <string>
-#include <type_traits>
 
 #include "linear_act.h"
 #include "cuda_types.h"
@@ -129,7 +128,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> linear_act_backward_cuda(
     at::Tensor gb_out = output_mask[2] ? grad_b : at::Tensor();
     AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, y.scalar_type(),
                                     "linear_act_backward_cuda", [&] {
-      using acc_t = std::conditional_t<std::is_same_v<scalar_t, double>, double, float>;
+      using acc_t = acc_of<scalar_t>;
       const at::Tensor partials = at::empty(
           {output_mask[2] ? linear_act_backward_workspace(B, N) : 0},
           y.options().dtype(c10::CppTypeToScalarType<acc_t>::value));

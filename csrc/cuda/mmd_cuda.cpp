@@ -10,7 +10,6 @@
 #include <torch/library.h>
 
 #include <array>
-#include <type_traits>
 #include <vector>
 
 #include "aae_fast/mmd_checks.h"
@@ -29,9 +28,6 @@ template <typename T>
 typename CudaType<T>::type* cuda_mutable_ptr(at::Tensor& t) {
   return reinterpret_cast<typename CudaType<T>::type*>(t.data_ptr<T>());
 }
-
-template <typename T>
-using acc_of = std::conditional_t<std::is_same_v<T, double>, double, float>;
 
 MmdBandwidths pack_bandwidths(c10::ArrayRef<double> bandwidths) {
   TORCH_CHECK(bandwidths.size() <= static_cast<size_t>(kMmdMaxBandwidths),

@@ -28,9 +28,6 @@ typename CudaType<T>::type* cuda_mutable_ptr(at::Tensor& t) {
   return reinterpret_cast<typename CudaType<T>::type*>(t.data_ptr<T>());
 }
 
-template <typename T>
-using acc_of = std::conditional_t<std::is_same_v<T, double>, double, float>;
-
 void check_on_cuda(const at::Tensor& t, const char* name) {
   TORCH_CHECK(t.is_cuda(), name, " must be a CUDA tensor here, got device ", t.device());
 }
