@@ -7,11 +7,17 @@ kernels by self device time (the CPU's operators by self CPU time where there is
 Writes <out>/profile-<model>-<impl>-b<batch>-<precision>.txt (the table) and prints it. A
 diagnostic for developers, not a benchmark: the profiler's own overhead inflates short kernels, so
 read shares and orders of magnitude, and time with `aae-fast bench`.
+
+``--gemms`` adds a table of the step's GEMMs by shape: time per step, GFLOP/s inside the step, and
+GFLOP/s of the same GEMM (contiguous operands, the run's precision) repeated alone in a loop, where
+its operands stay in cache. The ratio of the two says how much the step's memory traffic (cold
+weights, fresh gradient buffers) costs the GEMMs: what bounds a GEMM-bound step.
 """
 
 from __future__ import annotations
 
 import argparse
+import time
 from pathlib import Path
 
 import torch
@@ -32,6 +38,8 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--rows", type=int, default=30, help="rows of the table")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--out", type=Path, default=Path("."))
+    parser.add_argument("--gemms", action="store_true",
+                        help="add the GEMMs by shape, in the step and alone in a loop")
     args = parser.parse_args(argv)
     if args.batch < 1 or args.steps < 1:
         parser.error(f"--batch and --steps must be >= 1, got {args.batch} and {args.steps}")
@@ -56,7 +64,7 @@ def main(argv: list[str] | None = None) -> str:
         model.training_step(batch, optimizers, amp)
     sync()
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
-    with profile(activities=activities) as prof:
+    with profile(activities=activities, record_shapes=args.gemms) as prof:
         for _ in range(args.steps):
             model.training_step(batch, optimizers, amp)
         sync()
@@ -69,11 +77,65 @@ def main(argv: list[str] | None = None) -> str:
     head = (f"{args.model} {args.impl} batch {args.batch} {args.precision} on "
             f"{torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu'}, "
             f"torch {torch.__version__}, {args.steps} steps, sorted by {key}\n")
+    if args.gemms:
+        dtype = torch.float32 if args.precision == "fp32" else torch.bfloat16
+        table += "\n\n" + gemm_table(prof, args.steps, device, dtype)
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"profile-{args.model}-{args.impl}-b{args.batch}-{args.precision}.txt"
     path.write_text(head + table + "\n")
     print(head + table)
     return str(path)
+
+
+#: ATen's GEMM entry points and the positions of their [M, K] and [K, N] operands (an out= call
+#: records its output as a further input).
+GEMM_OPS = {"aten::mm": 0, "aten::addmm": 1, "aten::_addmm_activation": 1}
+
+
+def gemm_table(prof, steps: int, device: torch.device, dtype: torch.dtype) -> str:
+    """The profiled GEMMs grouped by operator and shapes, against the same GEMM alone in a loop."""
+    rows = []
+    for event in prof.key_averages(group_by_input_shape=True):
+        if event.key not in GEMM_OPS:
+            continue
+        first = GEMM_OPS[event.key]
+        (m, k), (_, n) = event.input_shapes[first:first + 2]
+        total_us = event.device_time_total if device.type == "cuda" else event.cpu_time_total
+        per_call_s = total_us * 1e-6 / event.count
+        flop = 2.0 * m * k * n
+        alone_s = _time_alone(m, k, n, device, dtype)
+        rows.append((total_us / steps / 1e3, event.key, f"[{m},{k}]x[{k},{n}]", event.count / steps,
+                     flop / per_call_s / 1e9, flop / alone_s / 1e9))
+    if not rows:
+        return "no GEMM was profiled"
+    rows.sort(reverse=True)
+    lines = [f"GEMMs by shape ({dtype}; 'alone': contiguous operands, repeated in a loop)",
+             f"{'ms/step':>8}  {'op':<24} {'shape':<24} {'calls/step':>10}  {'GF/s in step':>12}  "
+             f"{'GF/s alone':>10}  {'step/alone':>10}"]
+    for ms, op, shape, calls, in_step, alone in rows:
+        lines.append(f"{ms:8.3f}  {op:<24} {shape:<24} {calls:10.1f}  {in_step:12.1f}  {alone:10.1f}  "
+                     f"{in_step / alone:10.2f}")
+    lines.append(f"GEMM time per step: {sum(r[0] for r in rows):.3f} ms")
+    return "\n".join(lines)
+
+
+def _time_alone(m: int, k: int, n: int, device: torch.device, dtype: torch.dtype) -> float:
+    """Median seconds of one [m, k] x [k, n] GEMM repeated with hot operands."""
+    a = torch.randn(m, k, device=device, dtype=dtype)
+    b = torch.randn(k, n, device=device, dtype=dtype)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    reps = 5 if 2.0 * m * k * n > 1e8 else 50
+    for _ in range(3):
+        torch.mm(a, b)
+    times = []
+    for _ in range(5):
+        sync()
+        start = time.perf_counter()
+        for _ in range(reps):
+            torch.mm(a, b)
+        sync()
+        times.append((time.perf_counter() - start) / reps)
+    return sorted(times)[len(times) // 2]
 
 
 if __name__ == "__main__":

@@ -30,3 +30,22 @@ def test_writes_a_table_of_operators(tmp_path, capsys, model, impl, precision):
 def test_rejects_a_batch_below_one(tmp_path):
     with pytest.raises(SystemExit):
         _load().main(["--batch", "0", "--device", "cpu", "--out", str(tmp_path)])
+
+
+def test_gemm_table_names_the_encoders_first_layer(tmp_path):
+    path = _load().main(["--impl", "fused", "--batch", "8", "--steps", "1", "--rows", "3",
+                         "--device", "cpu", "--gemms", "--out", str(tmp_path)])
+    text = Path(path).read_text()
+    assert "GEMMs by shape (torch.float32" in text
+    # The first encoder layer's forward, 784 -> 1000 with its bias, as [B, K] x [K, N]: twice a
+    # step (the reconstruction phase, and the regularisation phase's shared encoder forward).
+    first_layer = [line for line in text.splitlines() if "aten::addmm" in line
+                   and "[8,784]x[784,1000]" in line]
+    assert len(first_layer) == 1, text
+    ms, _op, _shape, calls, in_step, alone, ratio = first_layer[0].split()
+    assert float(ms) > 0 and float(calls) == 2.0 and float(in_step) > 0 and float(alone) > 0
+    # The ratio column is in-step over alone (both printed to 0.1 GF/s, the ratio to 0.01).
+    in_step, alone = float(in_step), float(alone)
+    assert (in_step - 0.05) / (alone + 0.05) - 0.005 <= float(ratio)
+    assert float(ratio) <= (in_step + 0.05) / max(alone - 0.05, 1e-9) + 0.005
+    assert "GEMM time per step:" in text
