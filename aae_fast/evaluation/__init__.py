@@ -9,7 +9,12 @@ Depends on torch, numpy, tqdm and matplotlib only (never on aae_fast.ops, aae_fa
 it is the reference the fused Parzen op is checked against.
 """
 
-from .metrics import classification_error, cluster_to_label_mapping, clustering_error
+from .metrics import (
+    classification_error,
+    cluster_to_label_mapping,
+    clustering_error,
+    paper_cluster_mapping,
+)
 from .parzen import (
     DEFAULT_SIGMAS,
     ParzenResult,
@@ -34,6 +39,7 @@ __all__ = [
     "cluster_to_label_mapping",
     "clustering_error",
     "evaluate_parzen",
+    "paper_cluster_mapping",
     "parzen_log_likelihood",
     "pca_2d",
     "plot_image_grid",

@@ -2,11 +2,18 @@
 
 All errors are **fractions in [0, 1]** (multiply by 100 for the paper's percentages).
 
-Clustering error (Makhzani et al. 2015, Sec. 6): after training, each cluster is assigned the
-majority label of the examples it holds, and the error is the fraction of examples whose cluster's
-label differs from their own. An empty cluster holds no examples, so it cannot change the error; it
-maps to ``-1`` (no label). Ties within a cluster go to the smallest label, so results are
-deterministic.
+Clustering error: each cluster is given a label, and the error is the fraction of test examples
+whose cluster's label differs from their own. Two ways to give the labels:
+
+* the paper's (Makhzani et al. 2015, Sec. 6), :func:`paper_cluster_mapping`: "for each cluster i,
+  we found the validation example x_n that maximizes q(y_i|x_n), and assigned the label of x_n to
+  all the points in the cluster i"; one labelled example per cluster, none from the test set;
+* the majority label of the cluster's own members, :func:`cluster_to_label_mapping` (the common
+  protocol of later clustering papers; it reads the test labels, so it is the more optimistic of
+  the two). An empty cluster holds no examples, so it cannot change the error; it maps to ``-1``
+  (no label). Ties within a cluster go to the smallest label, so results are deterministic.
+
+:func:`clustering_error` uses the majority mapping unless it is given one (``mapping=``).
 
 Inputs may be torch tensors or anything ``torch.as_tensor`` accepts (numpy arrays, lists), on any
 device; predictions are either integer labels ``[N]`` or scores/logits ``[N, C]`` (argmax over C).
@@ -17,7 +24,12 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["classification_error", "cluster_to_label_mapping", "clustering_error"]
+__all__ = [
+    "classification_error",
+    "cluster_to_label_mapping",
+    "clustering_error",
+    "paper_cluster_mapping",
+]
 
 
 def _as_tensor(value: object, name: str) -> torch.Tensor:
@@ -115,10 +127,13 @@ def _cluster_mapping(
         raise ValueError(
             f"cluster_ids must lie in [0, num_clusters={k}), got maximum {int(ids.max())}"
         )
-    num_classes = int(lab.max()) + 1
-    counts = torch.bincount(ids * num_classes + lab, minlength=k * num_classes).view(k, num_classes)
+    # Count over the labels that occur (sorted), not over 0..max(label): labels may be any ids.
+    classes, lab_index = torch.unique(lab, return_inverse=True)
+    num_classes = classes.numel()
+    counts = torch.bincount(ids * num_classes + lab_index, minlength=k * num_classes)
+    counts = counts.view(k, num_classes)
     # argmax returns the first maximal index: ties go to the smallest label.
-    mapping = counts.argmax(dim=1)
+    mapping = classes[counts.argmax(dim=1)]
     mapping[counts.sum(dim=1) == 0] = -1
     return mapping, ids, lab
 
@@ -141,17 +156,59 @@ def cluster_to_label_mapping(
     return _cluster_mapping(cluster_ids, labels, num_clusters)[0]
 
 
-def clustering_error(cluster_ids: object, labels: object, num_clusters: int) -> float:
-    """Error after mapping each cluster to its majority label, a fraction in [0, 1].
+def paper_cluster_mapping(validation_scores: object, validation_labels: object) -> torch.Tensor:
+    """The paper's label of each cluster (Sec. 6): that of the validation example x_n which
+    maximises q(y_i | x_n) for cluster i.
+
+    Args:
+        validation_scores: q(y|x) of the validation examples, ``[N, K]`` floating point (softmax
+            probabilities, or logits: the maximising example is the same only for probabilities,
+            so pass what the paper used, q(y|x)).
+        validation_labels: their true labels ``[N]`` (integer dtype, non-negative).
+
+    Returns:
+        int64 tensor ``[K]`` on the device of ``validation_scores``: ``mapping[i]`` is the label of
+        the example with the largest ``validation_scores[:, i]`` (the first such example on a tie).
+    """
+    scores = _as_tensor(validation_scores, "validation_scores")
+    if scores.dim() != 2 or not scores.is_floating_point() or scores.shape[1] == 0:
+        raise ValueError(
+            "validation_scores must be floating-point q(y|x) of shape [N, K] with K >= 1, got "
+            f"shape {tuple(scores.shape)} with dtype {scores.dtype}"
+        )
+    lab = _labels(validation_labels, "validation_labels").to(scores.device)
+    _same_length(scores, "validation_scores", lab, "validation_labels")
+    if bool(torch.isnan(scores).any()):
+        raise ValueError("validation_scores must not hold NaN")
+    return lab[scores.argmax(dim=0)]
+
+
+def clustering_error(
+    cluster_ids: object, labels: object, num_clusters: int, *, mapping: object | None = None
+) -> float:
+    """Error after giving each cluster a label, a fraction in [0, 1].
 
     ``clustering_error(ids, labels, K) == classification_error(mapping[ids], labels)`` with
-    ``mapping = cluster_to_label_mapping(ids, labels, K)``. A relabelling (permutation) of the
-    cluster ids does not change it; a clustering whose every cluster is pure has error 0.
+    ``mapping = cluster_to_label_mapping(ids, labels, K)`` (majority labels) unless ``mapping`` is
+    given, e.g. the paper's ``paper_cluster_mapping(validation_scores, validation_labels)``. With the
+    majority mapping, a relabelling (permutation) of the cluster ids does not change the error and a
+    clustering whose every cluster is pure has error 0.
 
-    Args: as :func:`cluster_to_label_mapping`.
+    Args: as :func:`cluster_to_label_mapping`, and
+        mapping: the label of each cluster, integers ``[num_clusters]`` (-1: no label, always
+            wrong), or None for the majority labels of ``labels``.
 
     Returns:
         The error as a Python float fraction.
     """
-    mapping, ids, lab = _cluster_mapping(cluster_ids, labels, num_clusters)
-    return float((mapping[ids] != lab).double().mean())
+    majority, ids, lab = _cluster_mapping(cluster_ids, labels, num_clusters)
+    if mapping is None:
+        return float((majority[ids] != lab).double().mean())
+    given = _as_tensor(mapping, "mapping")
+    if given.shape != (num_clusters,) or not _is_integer(given):
+        raise ValueError(
+            f"mapping must be integer labels of shape [num_clusters={num_clusters}], got shape "
+            f"{tuple(given.shape)} with dtype {given.dtype}"
+        )
+    given = given.to(device=ids.device, dtype=torch.int64)
+    return float((given[ids] != lab).double().mean())

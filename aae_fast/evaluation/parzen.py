@@ -78,7 +78,13 @@ def _check_inputs(x: object, samples: object, x_name: str = "x") -> None:
 
 
 def _as_sigmas(sigmas: object, device: torch.device) -> torch.Tensor:
-    s = torch.as_tensor(sigmas, dtype=torch.float64).detach().reshape(-1)
+    try:
+        s = torch.as_tensor(sigmas, dtype=torch.float64).detach().reshape(-1)
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(
+            f"sigma must be a positive number, a sequence of them or a tensor, got "
+            f"{type(sigmas).__name__} {sigmas!r}"
+        ) from None
     if s.numel() == 0:
         raise ValueError("sigma: at least one window width is needed, got none")
     if not bool(torch.isfinite(s).all()) or not bool((s > 0).all()):
@@ -233,8 +239,10 @@ def select_sigma(
     means = ll.mean(dim=1).cpu()
     grid_cpu = grid.cpu()
     best = int(torch.argmax(means))
-    if grid.numel() > 2 and best in (0, grid.numel() - 1):
-        side = "smallest" if grid_cpu[best] == grid_cpu.min() else "largest"
+    # At an end of the grid's range (whatever order the grid was given in), not of the list.
+    at_min, at_max = bool(grid_cpu[best] == grid_cpu.min()), bool(grid_cpu[best] == grid_cpu.max())
+    if grid_cpu.unique().numel() > 2 and (at_min or at_max):
+        side = "smallest" if at_min else "largest"
         warnings.warn(
             f"select_sigma: the best width {float(grid_cpu[best]):.4g} is the {side} of the grid; "
             "the optimum may lie outside it",

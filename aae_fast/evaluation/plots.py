@@ -88,6 +88,19 @@ def _labels(value: object, n: int, name: str = "labels") -> np.ndarray | None:
     return a
 
 
+def _class_names(classes: np.ndarray, label_names: Sequence[str] | None) -> list[str]:
+    """Legend names of the distinct labels ``classes``: ``label_names[label]``, or the label."""
+    if label_names is None:
+        return [str(c) for c in classes]
+    outside = [c for c in classes.tolist() if not 0 <= c < len(label_names)]
+    if outside:
+        raise ValueError(
+            f"label_names has {len(label_names)} names, so labels must lie in "
+            f"[0, {len(label_names)}); got labels {outside[:5]}"
+        )
+    return [str(label_names[int(c)]) for c in classes]
+
+
 def _figure(figsize: tuple[float, float], dpi: float) -> Figure:
     fig = Figure(figsize=figsize, dpi=dpi)
     FigureCanvasAgg(fig)
@@ -105,7 +118,7 @@ def _save(fig: Figure, path: str | Path) -> Path:
 
 
 def pca_2d(codes: object) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-    """The first two principal components of ``codes`` ``[N, D]`` (D >= 2), by exact SVD.
+    """The first two principal components of ``codes`` ``[N, D]`` (N >= 2, D >= 2), by exact SVD.
 
     Returns:
         ``(projected [N, 2], mean [D], components [2, D], explained)``: ``projected = (codes -
@@ -114,8 +127,11 @@ def pca_2d(codes: object) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
         positive) so the picture does not flip between runs.
     """
     a = torch.from_numpy(np.ascontiguousarray(_codes(codes, "codes")))
-    if a.shape[1] < 2:
-        raise ValueError(f"codes must have D >= 2 for a 2-D projection, got shape {tuple(a.shape)}")
+    if a.shape[1] < 2 or a.shape[0] < 2:
+        raise ValueError(
+            "codes must have N >= 2 rows and D >= 2 columns for a 2-D principal-component "
+            f"projection, got shape {tuple(a.shape)}"
+        )
     mean = a.mean(dim=0)
     centred = a - mean
     _, s, vh = torch.linalg.svd(centred, full_matrices=False)
@@ -182,8 +198,7 @@ def _scatter_codes(
             xy[order, 0], xy[order, 1], s=size, alpha=0.7, linewidths=0,
             c=np.asarray(colours)[index[order]],
         )
-        for c, colour in zip(classes, colours):
-            name = str(label_names[int(c)]) if label_names is not None else str(c)
+        for name, colour in zip(_class_names(classes, label_names), colours):
             handles.append(
                 Line2D([], [], marker="o", linestyle="", markersize=7, color=colour, label=name)
             )
@@ -238,8 +253,7 @@ def plot_latent(
     if c.shape[1] == 1:
         if lab is not None and _is_categorical(lab):
             classes = np.unique(lab)
-            names = [str(label_names[int(k)]) if label_names is not None else str(k)
-                     for k in classes]
+            names = _class_names(classes, label_names)
             ax.hist([c[lab == k, 0] for k in classes], bins=50, stacked=True,
                     color=_class_colours(len(classes)), label=names)
             ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False, title="label")

@@ -8,6 +8,7 @@ from aae_fast.evaluation import (
     classification_error,
     cluster_to_label_mapping,
     clustering_error,
+    paper_cluster_mapping,
 )
 
 
@@ -57,6 +58,48 @@ def test_known_clustering_error_and_mapping():
     mapping = cluster_to_label_mapping(ids, labels, 5)
     assert mapping.tolist() == [1, 0, 3, -1, 1]
     assert clustering_error(ids, labels, 5) == pytest.approx(3 / 10)
+
+
+def test_labels_need_not_be_small_integers():
+    # Counted over the labels that occur, not over 0..max(label): ids or hashes as labels work.
+    ids = torch.tensor([0, 0, 1, 1, 1])
+    labels = torch.tensor([10**10, 10**10, 7, 7, 10**10])
+    assert cluster_to_label_mapping(ids, labels, 3).tolist() == [10**10, 7, -1]
+    assert clustering_error(ids, labels, 3) == pytest.approx(1 / 5)
+
+
+def test_paper_mapping_takes_the_most_confident_validation_example():
+    # Sec. 6: cluster i gets the label of the validation example maximising q(y_i | x).
+    scores = torch.tensor([[0.7, 0.2, 0.1], [0.1, 0.6, 0.3], [0.9, 0.05, 0.05], [0.3, 0.3, 0.4]])
+    val_labels = torch.tensor([5, 2, 8, 2])
+    mapping = paper_cluster_mapping(scores, val_labels)
+    assert mapping.tolist() == [8, 2, 2]  # rows 2, 1 and 3 are the most confident per cluster
+    test_ids = torch.tensor([0, 0, 1, 2, 2])
+    test_labels = torch.tensor([8, 8, 2, 9, 9])
+    # Paper: [8, 2, 2][ids] = 8 8 2 2 2 -> two errors; the test members' majorities: none.
+    assert clustering_error(test_ids, test_labels, 3, mapping=mapping) == pytest.approx(2 / 5)
+    assert clustering_error(test_ids, test_labels, 3) == 0.0
+    assert clustering_error(test_ids, test_labels, 3, mapping=[-1, 2, 2]) == pytest.approx(4 / 5)
+
+
+@pytest.mark.parametrize(
+    "scores, labels, match",
+    [
+        (torch.zeros(3, dtype=torch.int64), torch.zeros(3, dtype=torch.int64),
+         r"validation_scores must be floating-point q\(y\|x\) of shape \[N, K\]"),
+        (torch.zeros(3, 2), torch.zeros(4, dtype=torch.int64),
+         "validation_scores and validation_labels must have the same number of rows"),
+        (torch.full((2, 2), float("nan")), torch.zeros(2, dtype=torch.int64), "NaN"),
+    ],
+)
+def test_paper_mapping_bad_inputs(scores, labels, match):
+    with pytest.raises(ValueError, match=match):
+        paper_cluster_mapping(scores, labels)
+
+
+def test_clustering_error_rejects_a_mapping_of_the_wrong_shape():
+    with pytest.raises(ValueError, match=r"mapping must be integer labels of shape \[num_clusters=3\]"):
+        clustering_error(torch.tensor([0, 1]), torch.tensor([0, 1]), 3, mapping=[0, 1])
 
 
 def test_clustering_error_is_classification_error_of_the_mapping():

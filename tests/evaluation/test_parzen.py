@@ -3,6 +3,7 @@ invariance, sigma selection and bad inputs."""
 
 import json
 import math
+import warnings
 
 import pytest
 import torch
@@ -143,6 +144,21 @@ def test_select_sigma_warns_at_the_edge_of_the_grid():
     with pytest.warns(UserWarning, match="largest of the grid"):
         best, _ = select_sigma(val, s, [0.001, 0.01, 0.1])
     assert best == 0.1
+    # The grid's range decides, not the order it is given in: the best width in the middle of the
+    # list but the largest of the grid warns; the first entry of the list, inside the range, does not.
+    with pytest.warns(UserWarning, match="largest of the grid"):
+        best, _ = select_sigma(val, s, [0.001, 0.1, 0.01])
+    assert best == 0.1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        best, _ = select_sigma(val, s, [0.4, 0.01, 9.0])
+    assert best == 0.4
+
+
+def test_a_sigma_of_the_wrong_type_is_named():
+    x, s = data(3, 4, 2, seed=1)
+    with pytest.raises(TypeError, match="sigma must be a positive number, .* got str 'a'"):
+        parzen_log_likelihood(x, s, "a")
 
 
 def test_evaluate_parzen_result():

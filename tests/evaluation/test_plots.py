@@ -77,6 +77,26 @@ def test_plot_latent_bad_inputs(tmp_path):
     assert not (tmp_path / "x.png").exists()
 
 
+def test_label_names_must_cover_the_labels(tmp_path):
+    c, labels = codes(50, 2)
+    names = [f"class {k}" for k in range(10)]
+    for bad in (labels + 1, labels - 1):  # 10 or -1 occur: no name for them
+        with pytest.raises(ValueError, match=r"label_names has 10 names, so labels must lie in \[0, 10\)"):
+            plot_latent(c, bad, tmp_path / "x.png", label_names=names)
+    with pytest.raises(ValueError, match="label_names has 10 names"):
+        plot_latent(c[:, :1], labels + 1, tmp_path / "x.png", label_names=names)  # histogram
+    assert not (tmp_path / "x.png").exists()
+
+
+@pytest.mark.parametrize("n", [0, 1])
+def test_a_projection_needs_two_codes(tmp_path, n):
+    with pytest.raises(ValueError, match=r"codes must have N >= 2 rows and D >= 2 columns"):
+        pca_2d(torch.randn(n, 5))
+    with pytest.raises(ValueError, match=r"N >= 2 rows"):
+        plot_latent(torch.randn(n, 5), None, tmp_path / "x.png")
+    assert not (tmp_path / "x.png").exists()
+
+
 def test_plot_latent_panels(tmp_path):
     """Figure 2's layout: panels in rows of ncols, one figure legend, PCA named in a >2-D panel's
     title; the last row's unused axes hidden."""
