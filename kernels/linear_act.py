@@ -3,7 +3,8 @@ and the backward epilogue (activation derivative + bias-gradient column sums) as
 
     forward:  y = act(x @ w^T + b)              x [B, K], w [N, K], b [N] or None, y [B, N]
     backward: gz = grad * act'(y)               act' through the output y:
-                  relu 1[y > 0], leaky_relu 1 or slope (y <= 0), sigmoid y (1 - y), tanh 1 - y^2
+                  relu 1[not y <= 0] (NaN passes), leaky_relu 1 or slope (y <= 0), sigmoid
+                  y (1 - y), tanh 1 - y^2
               grad_b = sum_rows(gz), grad_x = gz @ w, grad_w = gz^T @ x
 
 The forward accumulates in float32 (float64 for float64 inputs) with tl.dot; float32 inputs use
@@ -60,8 +61,8 @@ def _activation(z, slope_hi, slope_lo, ACT: tl.constexpr):
 
 @triton.jit
 def _activation_grad(g, y, slope_hi, slope_lo, ACT: tl.constexpr):
-    if ACT == 1:
-        g = tl.where(y > 0, g, 0.0)
+    if ACT == 1:  # blocked where y <= 0: a NaN y passes g, as torch.relu's backward
+        g = tl.where(y <= 0, 0.0, g)
     elif ACT == 2:
         g = tl.where(y > 0, g, _times_slope(g, slope_hi, slope_lo))
     elif ACT == 3:

@@ -104,7 +104,9 @@ def _grad_like(grad, t):
 
 
 # ----------------------------------------------------------------------------------------------
-# Autograd: the backward is its own op; only the logits whose gradient is needed are saved.
+# Autograd: the backward is its own op; only the logits whose gradient is needed are saved. Under
+# create_graph=True (grad mode on in the backward) the same formula runs as differentiable torch
+# ops, so that second-order gradients (a gradient penalty) flow through it.
 # Mirrored by csrc/autograd/adversarial_loss.cpp: keep the two in step.
 
 
@@ -118,6 +120,11 @@ def _d_setup_context(ctx, inputs, output):
 
 def _d_backward(ctx, grad):
     real_logits, fake_logits = ctx.saved_tensors
+    if torch.is_grad_enabled():  # create_graph=True: the formula in differentiable torch ops
+        return (
+            None if real_logits is None else _scaled_sigmoid(grad, real_logits, -1.0),
+            None if fake_logits is None else _scaled_sigmoid(grad, fake_logits, 1.0),
+        )
     grad_real, grad_fake = _D_LOSS_BACKWARD(grad, real_logits, fake_logits)
     return (
         grad_real if real_logits is not None else None,
@@ -133,6 +140,8 @@ def _g_setup_context(ctx, inputs, output):
 
 def _g_backward(ctx, grad):
     (fake_logits,) = ctx.saved_tensors
+    if torch.is_grad_enabled():  # create_graph=True: the formula in differentiable torch ops
+        return _scaled_sigmoid(grad, fake_logits, -1.0)
     return _G_LOSS_BACKWARD(grad, fake_logits)
 
 

@@ -122,7 +122,9 @@ def _backward(ctx, grad, _grad_state):
     grad_logvar = None
     if ctx.needs_input_grad[2]:
         rng_state, logvar = ctx.saved_tensors
-        grad_logvar = _BACKWARD(grad, rng_state, logvar)
+        # Under create_graph=True, the formula in differentiable torch ops (second order).
+        backward = _backward_composite if torch.is_grad_enabled() else _BACKWARD
+        grad_logvar = backward(grad, rng_state, logvar)
     return None, grad_mu, grad_logvar
 
 

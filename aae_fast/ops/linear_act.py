@@ -8,7 +8,7 @@ the vendor GEMM via at::mm, then a vectorised epilogue), by CUDA C++ (csrc/cuda/
 cuBLAS) or Triton (kernels/linear_act.py) on CUDA, and by the pure-PyTorch composite below when the
 extension is not built (`aae_fast.backend_info()`).
 
-The backward needs only the OUTPUT y (act' is written through it: relu 1[y > 0], leaky_relu 1 or
+The backward needs only the OUTPUT y (act' is written through it: relu 1[not y <= 0], leaky_relu 1 or
 negative_slope, sigmoid y (1 - y), tanh 1 - y^2), x when the weight's gradient is wanted and weight
 when x's gradient is wanted; nothing else is saved. Gradients that are not wanted are not computed
 (x's for a first layer fed by data, weight's and bias's for a frozen discriminator).
@@ -159,7 +159,9 @@ def _setup_context(ctx, inputs, output):
 def _backward(ctx, grad):
     y, x, weight = ctx.saved_tensors
     mask = ctx.output_mask
-    grad_x, grad_w, grad_b = _LINEAR_ACT_BACKWARD(
+    # Under create_graph=True, the formula in differentiable torch ops (second order).
+    backward = _linear_act_backward_composite if torch.is_grad_enabled() else _LINEAR_ACT_BACKWARD
+    grad_x, grad_w, grad_b = backward(
         grad, y, x, weight, ctx.activation, ctx.negative_slope, mask
     )
     return (
@@ -194,8 +196,8 @@ def apply_activation(z, activation, negative_slope=0.01):
 
 
 def _activation_grad(grad, y, activation, negative_slope):
-    if activation == "relu":
-        return torch.where(y > 0, grad, torch.zeros_like(grad))
+    if activation == "relu":  # not "y > 0": a NaN output passes its gradient, as torch.relu's
+        return grad.masked_fill(y <= 0, 0)
     if activation == "leaky_relu":
         return torch.where(y > 0, grad, grad * negative_slope)
     if activation == "sigmoid":

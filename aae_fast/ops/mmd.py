@@ -193,6 +193,13 @@ def _setup_context(ctx, inputs, output):
 
 
 def _backward(ctx, grad):
+    if torch.is_grad_enabled():
+        # The backward op has no derivative of its own: a second-order term through mmd would
+        # silently come out as zero.
+        raise RuntimeError(
+            "aae_fast.ops.mmd supports first-order gradients only, and this backward runs with "
+            "create_graph=True; take mmd's gradient in a backward of its own without create_graph"
+        )
     x, y = ctx.saved_tensors
     mask = [bool(ctx.needs_input_grad[0]), bool(ctx.needs_input_grad[1])]
     grad_x, grad_y = _MMD_BACKWARD(grad, x, y, ctx.bandwidths, ctx.unbiased, mask)

@@ -94,7 +94,9 @@ def _setup_context(ctx, inputs, output):
 def _backward(ctx, grad):
     out, target = ctx.saved_tensors
     mask = [bool(ctx.needs_input_grad[0]), bool(ctx.needs_input_grad[1])]
-    grad_output, grad_target = _RECON_LOSS_BACKWARD(grad, out, target, ctx.kind, mask)
+    # Under create_graph=True, the formula in differentiable torch ops (second-order gradients).
+    backward = _loss_backward_composite if torch.is_grad_enabled() else _RECON_LOSS_BACKWARD
+    grad_output, grad_target = backward(grad, out, target, ctx.kind, mask)
     return (grad_output if mask[0] else None, grad_target if mask[1] else None, None)
 
 

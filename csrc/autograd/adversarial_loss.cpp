@@ -4,7 +4,10 @@
 //
 // Saved: only the logits whose gradient is wanted. The backwards call
 // aae_fast::adversarial_d_loss_backward (an input not saved is passed as None; its empty
-// placeholder gradient is dropped here) and aae_fast::adversarial_g_loss_backward.
+// placeholder gradient is dropped here) and aae_fast::adversarial_g_loss_backward; under
+// create_graph=True they compute the same formula with differentiable ATen ops instead (double
+// backward, e.g. a gradient penalty).
+#include <ATen/ATen.h>
 #include <ATen/core/LegacyTypeDispatch.h>
 #include <torch/csrc/autograd/custom_function.h>
 #include <torch/library.h>
@@ -35,6 +38,16 @@ at::Tensor g_loss_below_autograd(const at::Tensor& fake_logits) {
   return op.call(fake_logits);
 }
 
+// grad times the gradient of mean(softplus(sign * x)): grad * sign * sigmoid(sign * x) / numel(x),
+// in the loss dtype, returned in x's dtype; differentiable (ATen ops), for create_graph=True.
+// aae_fast/ops/adversarial_loss.py's _scaled_sigmoid is the same formula.
+at::Tensor scaled_sigmoid(const at::Tensor& grad, const at::Tensor& x, double sign) {
+  const at::ScalarType acc = x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+  at::Tensor coef = grad.to(acc);
+  if (x.numel() > 0) coef = coef * (sign / static_cast<double>(x.numel()));
+  return (coef * at::sigmoid(x.to(acc) * sign)).to(x.scalar_type());
+}
+
 }  // namespace
 
 struct AdversarialDLossFunction : public torch::autograd::Function<AdversarialDLossFunction> {
@@ -53,6 +66,10 @@ struct AdversarialDLossFunction : public torch::autograd::Function<AdversarialDL
     static const auto op =
         op_handle<DLossBackwardSig>("aae_fast::adversarial_d_loss_backward");
     const torch::autograd::variable_list saved = ctx->get_saved_variables();
+    if (at::GradMode::is_enabled()) {  // create_graph=True: a differentiable backward
+      return {saved[0].defined() ? scaled_sigmoid(grads[0], saved[0], -1.0) : at::Tensor(),
+              saved[1].defined() ? scaled_sigmoid(grads[0], saved[1], 1.0) : at::Tensor()};
+    }
     auto [grad_real, grad_fake] =
         op.call(grads[0], optional_tensor(saved[0]), optional_tensor(saved[1]));
     return {saved[0].defined() ? grad_real : at::Tensor(),
@@ -74,6 +91,9 @@ struct AdversarialGLossFunction : public torch::autograd::Function<AdversarialGL
     static const auto op =
         op_handle<GLossBackwardSig>("aae_fast::adversarial_g_loss_backward");
     const torch::autograd::variable_list saved = ctx->get_saved_variables();
+    if (at::GradMode::is_enabled()) {  // create_graph=True: a differentiable backward
+      return {scaled_sigmoid(grads[0], saved[0], -1.0)};
+    }
     return {op.call(grads[0], saved[0])};
   }
 };

@@ -5,7 +5,10 @@
 // z = mu + exp(logvar / 2) * eps: grad_mu = grad (no kernel, nothing saved), grad_logvar from
 // aae_fast::gaussian_reparameterize_backward, which regenerates eps from the [seed, offset] copy
 // that the op returns as its second output. Saved: that copy and logvar, and only when logvar's
-// gradient is wanted. The state output is not differentiable.
+// gradient is wanted. The state output is not differentiable. Under create_graph=True, grad_logvar
+// is 0.5 * grad * exp(logvar / 2) * eps with differentiable ATen ops (double backward), eps drawn
+// again by the forward op at mu = 0, logvar = 0 from the saved state.
+#include <ATen/ATen.h>
 #include <ATen/core/LegacyTypeDispatch.h>
 #include <torch/csrc/autograd/custom_function.h>
 #include <torch/library.h>
@@ -28,6 +31,22 @@ std::tuple<at::Tensor, at::Tensor> reparameterize_below_autograd(const at::Tenso
   static const auto op = op_handle<ReparamSig>("aae_fast::gaussian_reparameterize");
   at::AutoDispatchBelowADInplaceOrView guard;
   return op.call(rng_state, mu, logvar);
+}
+
+// 0.5 * grad * exp(logvar / 2) * eps in the compute dtype (float64 for float64, else float32),
+// returned in logvar's dtype: the backward op's formula with differentiable ATen ops. eps is the
+// forward op's output at mu = 0, logvar = 0 (exp(0) * eps + 0 == eps exactly) from the state the
+// forward drew with, computed in the compute dtype so that it is the same eps, unrounded.
+at::Tensor differentiable_grad_logvar(const at::Tensor& grad, const at::Tensor& state,
+                                      const at::Tensor& logvar) {
+  const at::ScalarType acc = logvar.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+  const at::Tensor zeros = at::zeros(logvar.sizes(), logvar.options().dtype(acc));
+  at::Tensor eps;
+  {
+    at::AutoGradMode no_grad(false);  // eps is a constant of the formula
+    eps = std::get<0>(reparameterize_below_autograd(state, zeros, zeros));
+  }
+  return (0.5 * grad.to(acc) * at::exp(0.5 * logvar.to(acc)) * eps).to(logvar.scalar_type());
 }
 
 }  // namespace
@@ -55,7 +74,11 @@ struct GaussianReparameterizeFunction
     at::Tensor grad_logvar;
     if ((bits & 2) != 0) {
       const torch::autograd::variable_list saved = ctx->get_saved_variables();
-      grad_logvar = op.call(grads[0], saved[0], saved[1]);
+      if (at::GradMode::is_enabled()) {  // create_graph=True: a differentiable backward
+        grad_logvar = differentiable_grad_logvar(grads[0], saved[0], saved[1]);
+      } else {
+        grad_logvar = op.call(grads[0], saved[0], saved[1]);
+      }
     }
     // One entry per forward argument: rng_state, mu, logvar.
     return {at::Tensor(), (bits & 1) != 0 ? grads[0] : at::Tensor(), grad_logvar};

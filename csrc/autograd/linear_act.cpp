@@ -4,7 +4,10 @@
 // Saved: the output y always (act' is read through it), x only when weight's gradient is wanted,
 // weight only when x's is; output_mask = (x, weight, bias requires grad), bias's only when a bias
 // is given. The backward calls aae_fast::linear_act_backward, which computes only the masked
-// gradients; the others come back undefined.
+// gradients; the others come back undefined. Under create_graph=True it computes the same formula
+// with differentiable ATen ops instead (double backward; act' is read through the saved output,
+// as torch's own activations do).
+#include <ATen/ATen.h>
 #include <ATen/core/LegacyTypeDispatch.h>
 #include <torch/csrc/autograd/custom_function.h>
 #include <torch/library.h>
@@ -33,6 +36,26 @@ at::Tensor linear_act_below_autograd(const at::Tensor& x, const at::Tensor& weig
   return op.call(x, weight, bias, activation, negative_slope);
 }
 
+// grad * act'(y), act' read through the output y; aae_fast/ops/linear_act.py's _activation_grad.
+// relu passes the gradient where y is not <= 0 (so a NaN output keeps it, as torch.relu does).
+at::Tensor activation_grad(const at::Tensor& grad, const at::Tensor& y, c10::string_view act,
+                           double negative_slope) {
+  if (act == "relu") return grad.masked_fill(y <= 0, 0);
+  if (act == "leaky_relu") return at::where(y > 0, grad, grad * negative_slope);
+  if (act == "sigmoid") return grad * (y * (1 - y));
+  if (act == "tanh") return grad * (1 - y * y);
+  return grad;
+}
+
+// The backward op's three gradients with differentiable ATen ops, for create_graph=True.
+std::tuple<at::Tensor, at::Tensor, at::Tensor> linear_act_backward_differentiable(
+    const at::Tensor& grad, const at::Tensor& y, const at::Tensor& x, const at::Tensor& weight,
+    c10::string_view activation, double negative_slope, const std::array<bool, 3>& mask) {
+  const at::Tensor gz = activation_grad(grad, y, activation, negative_slope);
+  return {mask[0] ? gz.mm(weight) : at::Tensor(), mask[1] ? gz.t().mm(x) : at::Tensor(),
+          mask[2] ? gz.sum(0) : at::Tensor()};
+}
+
 }  // namespace
 
 struct LinearActFunction : public torch::autograd::Function<LinearActFunction> {
@@ -59,10 +82,14 @@ struct LinearActFunction : public torch::autograd::Function<LinearActFunction> {
     const torch::autograd::variable_list saved = ctx->get_saved_variables();
     const int64_t bits = ctx->saved_data["output_mask"].toInt();
     const std::array<bool, 3> mask = {(bits & 1) != 0, (bits & 2) != 0, (bits & 4) != 0};
+    const c10::string_view activation = ctx->saved_data["activation"].toStringView();
+    const double negative_slope = ctx->saved_data["negative_slope"].toDouble();
     auto [grad_x, grad_w, grad_b] =
-        op.call(grads[0], saved[0], optional_tensor(saved[1]), optional_tensor(saved[2]),
-                ctx->saved_data["activation"].toStringView(),
-                ctx->saved_data["negative_slope"].toDouble(), mask);
+        at::GradMode::is_enabled()  // create_graph=True: a differentiable backward
+            ? linear_act_backward_differentiable(grads[0], saved[0], saved[1], saved[2],
+                                                 activation, negative_slope, mask)
+            : op.call(grads[0], saved[0], optional_tensor(saved[1]), optional_tensor(saved[2]),
+                      activation, negative_slope, mask);
     // One entry per forward argument: x, weight, bias, activation, negative_slope.
     return {mask[0] ? grad_x : at::Tensor(), mask[1] ? grad_w : at::Tensor(),
             mask[2] ? grad_b : at::Tensor(), at::Tensor(), at::Tensor()};

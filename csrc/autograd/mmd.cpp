@@ -49,6 +49,12 @@ struct MmdFunction : public torch::autograd::Function<MmdFunction> {
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grads) {
     static const auto op = op_handle<MmdBackwardSig>("aae_fast::mmd_backward");
+    // Its backward op has no derivative: under create_graph=True its gradients would silently not
+    // be differentiable (a second-order term through mmd would come out as zero).
+    TORCH_CHECK(!at::GradMode::is_enabled(),
+                "aae_fast.ops.mmd supports first-order gradients only, and this backward runs "
+                "with create_graph=True; take mmd's gradient in a backward of its own without "
+                "create_graph");
     const int64_t bits = ctx->saved_data["output_mask"].toInt();
     const std::array<bool, 2> mask = {(bits & 1) != 0, (bits & 2) != 0};
     const torch::autograd::variable_list saved = ctx->get_saved_variables();

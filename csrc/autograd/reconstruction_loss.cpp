@@ -3,7 +3,9 @@
 //
 // Every gradient needs both inputs, so both are saved whenever a gradient is wanted;
 // output_mask = (output, target requires grad). The backward calls
-// aae_fast::reconstruction_loss_backward, which computes only the masked gradients.
+// aae_fast::reconstruction_loss_backward, which computes only the masked gradients; under
+// create_graph=True it computes the same formula with differentiable ATen ops (double backward).
+#include <ATen/ATen.h>
 #include <ATen/core/LegacyTypeDispatch.h>
 #include <torch/csrc/autograd/custom_function.h>
 #include <torch/library.h>
@@ -29,6 +31,30 @@ at::Tensor reconstruction_loss_below_autograd(const at::Tensor& output, const at
   return op.call(output, target, kind);
 }
 
+// The gradients (d output, d target) of per-row sums averaged over rows, with differentiable ATen
+// ops, for create_graph=True; aae_fast/ops/reconstruction_loss.py's _loss_backward_composite is the
+// same formula. bce (on logits): c * (sigmoid(o) - t) and -c * o; mse: 2c(o - t) and its negative;
+// c = grad / rows, in the loss dtype, returned in output's dtype.
+std::tuple<at::Tensor, at::Tensor> loss_backward_differentiable(const at::Tensor& grad,
+                                                                const at::Tensor& output,
+                                                                const at::Tensor& target,
+                                                                c10::string_view kind) {
+  const at::ScalarType acc = output.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+  const at::Tensor o = output.to(acc);
+  const at::Tensor t = target.to(acc);
+  at::Tensor c = grad.to(acc);
+  if (output.size(0) > 0) c = c / static_cast<double>(output.size(0));
+  at::Tensor d_output, d_target;
+  if (kind == "bce") {
+    d_output = c * (at::sigmoid(o) - t);
+    d_target = -c * o;
+  } else {
+    d_output = 2 * c * (o - t);
+    d_target = -d_output;
+  }
+  return {d_output.to(output.scalar_type()), d_target.to(output.scalar_type())};
+}
+
 }  // namespace
 
 struct ReconstructionLossFunction : public torch::autograd::Function<ReconstructionLossFunction> {
@@ -52,7 +78,10 @@ struct ReconstructionLossFunction : public torch::autograd::Function<Reconstruct
     const int64_t bits = ctx->saved_data["output_mask"].toInt();
     const std::array<bool, 2> mask = {(bits & 1) != 0, (bits & 2) != 0};
     auto [grad_output, grad_target] =
-        op.call(grads[0], saved[0], saved[1], ctx->saved_data["kind"].toStringView(), mask);
+        at::GradMode::is_enabled()  // create_graph=True: a differentiable backward
+            ? loss_backward_differentiable(grads[0], saved[0], saved[1],
+                                           ctx->saved_data["kind"].toStringView())
+            : op.call(grads[0], saved[0], saved[1], ctx->saved_data["kind"].toStringView(), mask);
     // One entry per forward argument: output, target, kind.
     return {mask[0] ? grad_output : at::Tensor(), mask[1] ? grad_target : at::Tensor(),
             at::Tensor()};

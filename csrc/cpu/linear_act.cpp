@@ -4,7 +4,7 @@
 //             the GEMM is ATen's (at::addmm_out / at::mm_out into y: the vendor BLAS, with the bias
 //             as the beta = 1 term; fp32 accumulation for 16-bit inputs), then one vectorised
 //             in-place pass over y applies act (none for identity).
-//   backward: gz = grad * act'(y)   (act' from the saved output y: relu 1[y > 0], leaky_relu
+//   backward: gz = grad * act'(y)   (act' from the saved output y: relu 1[not y <= 0], leaky_relu
 //             1 or slope, sigmoid y (1 - y), tanh 1 - y^2, identity 1)
 //             grad_bias = sum_rows(gz)  (in the same pass: parallel over column blocks, each column
 //             summed over rows in row order, so the result does not depend on the thread count)
@@ -99,8 +99,8 @@ AAE_LA_INLINE float act_f(float z, float slope) {
 template <Act A>
 AAE_LA_INLINE float dact_f(float g, float y, float slope) {
   if constexpr (A == Act::kIdentity) return g;
-  if constexpr (A == Act::kRelu) {
-    return bits_float(float_bits(g) & (float_bits(y) > 0 ? -1 : 0));
+  if constexpr (A == Act::kRelu) {  // blocked where y <= 0: a NaN y passes g, as torch.relu's
+    return bits_float(float_bits(g) & (y <= 0.0f ? 0 : -1));
   }
   if constexpr (A == Act::kLeakyRelu) {
     const int32_t pos = float_bits(y) > 0 ? -1 : 0;
@@ -126,7 +126,7 @@ inline double act_d(double z, double slope) {
 template <Act A>
 inline double dact_d(double g, double y, double slope) {
   if constexpr (A == Act::kIdentity) return g;
-  if constexpr (A == Act::kRelu) return y > 0.0 ? g : 0.0;
+  if constexpr (A == Act::kRelu) return y <= 0.0 ? 0.0 : g;
   if constexpr (A == Act::kLeakyRelu) return y > 0.0 ? g : g * slope;
   if constexpr (A == Act::kSigmoid) return g * (y * (1.0 - y));
   if constexpr (A == Act::kTanh) return g * (1.0 - y * y);

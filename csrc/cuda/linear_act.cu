@@ -50,7 +50,7 @@ template <typename acc_t>
 __device__ __forceinline__ acc_t activation_grad(acc_t g, acc_t y, int act, acc_t slope) {
   switch (act) {
     case kLinearActRelu:
-      return y > acc_t(0) ? g : acc_t(0);
+      return y <= acc_t(0) ? acc_t(0) : g;  // a NaN y passes g, as torch.relu's backward
     case kLinearActLeakyRelu:
       return y > acc_t(0) ? g : g * slope;
     case kLinearActSigmoid:

@@ -91,6 +91,14 @@ def test_backward(dtype, activation, mask):
             assert gr.numel() == 0
 
 
+def test_relu_backward_passes_the_gradient_of_a_nan_output():
+    # As torch.relu's backward: blocked where y <= 0 only; NaN outputs keep their gradient.
+    y = torch.tensor([[float("nan"), -float("nan"), 2.0, -0.0, 0.0]], device=DEVICE)
+    g = torch.full_like(y, 3.0)
+    _, _, grad_b = kl.linear_act_bwd(g, y, None, None, "relu", 0.01, [False, False, True])
+    assert grad_b.cpu().tolist() == [3.0, 3.0, 3.0, 0.0, 0.0]
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("B", [64, 65, 200])
 def test_backward_row_chunks(dtype, B):

@@ -126,6 +126,22 @@ def test_nan_propagates(device, activation):
     torch.testing.assert_close(y, reference(x.cpu(), w.cpu(), b.cpu(), activation), equal_nan=True)
 
 
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_relu_passes_the_gradient_of_a_nan_output(device, dtype):
+    # torch.relu's backward blocks the gradient where y <= 0 only, so a NaN output (of either
+    # sign bit) keeps its gradient; a mask "y > 0" would hide the NaN in the backward.
+    nan = torch.tensor(float("nan"), dtype=dtype)
+    x = torch.stack([nan, -nan, torch.tensor(2.0, dtype=dtype), torch.tensor(-2.0, dtype=dtype)])
+    x = x.reshape(4, 1).repeat(1, 33).to(device).requires_grad_()  # 33: the vector and tail paths
+    w = torch.eye(33, dtype=dtype, device=device)
+    af.ops.linear_act(x, w, None, "relu").sum().backward()
+    xr = x.detach().clone().requires_grad_()
+    torch.relu(xr @ w.t()).sum().backward()
+    torch.testing.assert_close(x.grad.cpu(), xr.grad.cpu(), equal_nan=True)
+    assert (x.grad[:2] == 1).all() and (x.grad[3] == 0).all()
+
+
 # ------------------------------------------------------------------------------------------------
 # Gradients
 
