@@ -18,7 +18,8 @@ Design choices
   Linear's name, and the activation's slot gets an `AbsorbedActivation` (an ``nn.Identity`` without
   parameters that says what it stands for). State-dict keys only come from modules with parameters
   or buffers, so they do not change (``encoder.0.weight`` stays ``encoder.0.weight``), and indexing,
-  ``len`` and iteration of the Sequential keep working. (aae_fast's own models turn a whole
+  ``len`` and iteration of the Sequential still work, though an entry's function changed (see the
+  first caveat). (aae_fast's own models turn a whole
   ``Linear, ReLU, ..., Linear`` Sequential into a `FusedMLP` instead; that would change the type a
   user's code sees, breaking indexing, and would not work for a Sequential passed as the root.)
 * A Linear with no activation after it (the last layer of an MLP, one followed by ``nn.Identity``,
@@ -36,8 +37,12 @@ Design choices
 
 Caveats
 -------
-* Slicing a converted Sequential between a Linear and its activation (``seq[:1]`` of
-  ``Linear, ReLU``) now gives the fused layer, activation included.
+* The Sequential computes what it computed, but its entries do not, one by one: the fused entry
+  applies the activation, its placeholder nothing. Code that calls the entries itself sees that:
+  a forward that runs ``seq[0](x)`` and uses that output beside ``seq[1](...)`` (a residual around
+  the activation, pre-activation features collected layer by layer), or a slice between a Linear
+  and its activation (``seq[:1]`` of ``Linear, ReLU``), now gets the activated output. Pass such
+  Sequentials in ``exclude=``; only a forward that calls the Sequential as a whole is safe.
 * The fused ops have no double backward: a network differentiated twice (``create_graph=True``,
   e.g. a gradient penalty on the discriminator) must be left out with ``exclude=``.
 * The fused ops run on CPU and CUDA tensors; Linears on other devices (or meta) are skipped, and a

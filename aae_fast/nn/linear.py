@@ -86,12 +86,13 @@ class FusedLinear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         weight, bias = self.weight, self.bias
         # Custom ops are not on autocast's op lists, so apply its policy for a linear layer here:
-        # inputs and weights in the autocast dtype, fp32 accumulation inside the op, gradients
+        # floating-point inputs and weights in the autocast dtype, except float64 ones, which
+        # autocast leaves alone (as for nn.Linear); fp32 accumulation inside the op, gradients
         # back to the fp32 master weights through the casts.
         if torch.is_autocast_enabled(x.device.type):
             dtype = torch.get_autocast_dtype(x.device.type)
-            x, weight = x.to(dtype), weight.to(dtype)
-            bias = None if bias is None else bias.to(dtype)
+            x, weight = _autocast(x, dtype), _autocast(weight, dtype)
+            bias = None if bias is None else _autocast(bias, dtype)
         elif x.dtype != weight.dtype:
             raise TypeError(
                 f"x must have the weight's dtype {weight.dtype} (or run under torch.autocast), "
@@ -117,3 +118,10 @@ class FusedLinear(nn.Module):
             f"in_features={self.in_features}, out_features={self.out_features}, "
             f"bias={self.bias is not None}, activation={act}"
         )
+
+
+def _autocast(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``t`` in autocast's ``dtype`` where autocast would cast it (floating point, not float64)."""
+    if t.is_floating_point() and t.dtype != torch.float64:
+        return t.to(dtype)
+    return t

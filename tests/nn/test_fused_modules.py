@@ -110,6 +110,18 @@ def test_autocast_bf16_computes_in_bf16_and_grads_reach_fp32_weights():
     assert all(p.grad is not None and p.grad.dtype == torch.float32 for p in fused.parameters())
 
 
+@pytest.mark.parametrize("amp_dtype", [torch.bfloat16, torch.float16])
+def test_autocast_leaves_float64_alone_as_nn_linear_does(amp_dtype):
+    torch.manual_seed(0)
+    seq = mlp(5, (7,), 3).double()
+    fused = FusedMLP.from_sequential(seq)
+    x = torch.randn(4, 5, dtype=torch.float64)
+    with torch.autocast("cpu", dtype=amp_dtype):
+        y, y_ref = fused(x), seq(x)
+    assert y.dtype == y_ref.dtype == torch.float64
+    torch.testing.assert_close(y, y_ref, rtol=1e-12, atol=1e-12)
+
+
 def test_fused_mlp_compiles_fullgraph_forward_and_backward():
     torch.manual_seed(0)
     fused = FusedMLP(6, (9,), 3)
