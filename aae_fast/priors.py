@@ -156,6 +156,8 @@ class Prior(ABC):
         """Eager: the component of each row, the label or a multinomial draw."""
         if labels is not None:
             return labels
+        if n == 0:  # torch.multinomial refuses to draw no sample
+            return torch.empty(0, dtype=torch.int64, device=cum_weights.device)
         probs = torch.diff(cum_weights, prepend=cum_weights.new_zeros(1))
         return torch.multinomial(probs, n, replacement=True, generator=generator)
 

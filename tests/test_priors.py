@@ -285,3 +285,12 @@ def test_log_prob_bad_input_and_sample_only_priors():
         Gaussian(2).log_prob(torch.zeros(4, 2, dtype=torch.long))
     with pytest.raises(NotImplementedError, match="SwissRoll has no density"):
         SwissRoll().log_prob(torch.zeros(4, 2))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("prior", [Gaussian(3), MixtureOfGaussians(), SwissRoll(), Categorical(4)],
+                         ids=["gaussian", "mixture", "swiss-roll", "categorical"])
+def test_zero_samples_is_an_empty_batch(backend, prior):
+    # n is a non-negative int: no samples is an empty [0, D] batch on either backend.
+    z = prior.sample(0, generator=gen(), backend=backend)
+    assert z.shape == (0, prior.dim) and z.dtype == torch.float32
