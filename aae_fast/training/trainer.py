@@ -638,7 +638,12 @@ class Trainer:
         data: ArrayDataset | torch.Tensor | Sequence[torch.Tensor],
         batch_size: int = 1000,
     ) -> dict[str, float]:
-        """Row-weighted means of ``model.validation_step`` over ``data`` (in order, unshuffled)."""
+        """Row-weighted means of ``model.validation_step`` over ``data`` (in order, unshuffled).
+
+        Training's random streams are left where they were (torch's global and CUDA generators,
+        the model's own): a validation step that draws noise (a VAE's) must not change what the
+        training draws next, or a run that validates more often (one stopped and resumed, which
+        validates its partial epoch) would train on other numbers than an uninterrupted one."""
         if not callable(getattr(self.model, "validation_step", None)):
             raise TypeError(f"model: {type(self.model).__name__} has no validation_step()")
         loader = TensorLoader(  # a fixed seed: the loader must not draw from the global RNG
@@ -652,18 +657,23 @@ class Trainer:
         self.model.eval()
         sums: dict[str, torch.Tensor] = {}
         rows = 0
+        model_rng = self._model_rng_state()
+        cuda_devices = [self.device] if self.device.type == "cuda" else []
         try:
-            for batch in loader:
-                b = self._as_dict(batch)
-                n = b["x"].shape[0]
-                with self._amp.autocast():
-                    out = self.model.validation_step(b)
-                for k, v in out.items():
-                    v = v.detach().float() * n
-                    sums[k] = sums[k] + v if k in sums else v
-                rows += n
+            with torch.random.fork_rng(devices=cuda_devices):
+                for batch in loader:
+                    b = self._as_dict(batch)
+                    n = b["x"].shape[0]
+                    with self._amp.autocast():
+                        out = self.model.validation_step(b)
+                    for k, v in out.items():
+                        v = v.detach().float() * n
+                        sums[k] = sums[k] + v if k in sums else v
+                    rows += n
         finally:
             self.model.train(was_training)
+            if model_rng is not None:
+                self._model_rng_methods()[1](model_rng)
         return {k: float(v) / rows for k, v in sums.items()}
 
     # -- checkpoints --------------------------------------------------------------------------
