@@ -237,7 +237,20 @@ def evaluate(model, config: RunConfig, splits: Splits, trainer, out_dir: Path, p
             predicted = _batched(model.predict, test_x)
             if config.model == "clustering" or (config.model == "dim-reduction" and config.labels_per_class is None):
                 k = config.clusters or 10
-                final["test_error"] = evaluation.clustering_error(predicted.cpu(), test_y.cpu(), k)
+                # The paper's protocol (Sec. 6): each cluster takes the label of the validation
+                # example it is most confident of; the majority of its test members as a second
+                # figure (the later literature's protocol, which reads the test labels).
+                val_x = splits.validation.images.to(device)
+                val_q = _batched(lambda x: model.encode(x).y, val_x).float().cpu()
+                mapping = evaluation.paper_cluster_mapping(val_q, splits.validation.labels.cpu())
+                final["test_error"] = evaluation.clustering_error(
+                    predicted.cpu(), test_y.cpu(), k, mapping=mapping
+                )
+                final["test_error_majority"] = evaluation.clustering_error(predicted.cpu(), test_y.cpu(), k)
+                final["clustering_protocol"] = (
+                    "test_error: each cluster labelled by the validation example maximising q(y|x) "
+                    "(paper, Sec. 6); test_error_majority: by the majority label of its test members"
+                )
             else:
                 final["test_error"] = evaluation.classification_error(predicted.cpu(), test_y.cpu())
 

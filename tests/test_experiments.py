@@ -20,7 +20,7 @@ SCRIPTS = {
     "parzen": (3, ("parzen_log_likelihood", "parzen_sigma", "reconstruction_loss"), "parzen-mnist"),
     "figure2": (4, ("parzen_log_likelihood", "reconstruction_loss"), "figure2"),
     "semi_supervised": (2, ("test_error", "reconstruction_loss"), "semi-mnist"),
-    "clustering": (2, ("test_error",), "clustering"),
+    "clustering": (2, ("test_error", "test_error_majority"), "clustering"),
     "dim_reduction": (2, ("test_error",), "dimred"),
     "qualitative": (6, ("reconstruction_loss",), "qualitative"),
 }

@@ -12,7 +12,6 @@ import pytest
 import torch
 
 import aae_fast as af
-import aae_fast.reference as ref
 from aae_fast.data import TensorLoader, labelled_subset
 from aae_fast.priors import MixtureOfGaussians
 from aae_fast.training import CHECKPOINT_FORMAT, Trainer, load_checkpoint, save_checkpoint
