@@ -19,6 +19,17 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _check_device(command: str, device: str) -> None:
+    """A clear exit where the machine has no such device (instead of a traceback from torch)."""
+    import torch
+
+    if device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit(
+            f"aae-fast {command}: --device cuda, but no CUDA device is available (torch "
+            f"{torch.__version__}{', built without CUDA' if torch.version.cuda is None else ''})"
+        )
+
+
 def _widths(text: str) -> list[int]:
     try:
         widths = [int(w) for w in text.split(",") if w.strip()]
@@ -73,7 +84,12 @@ def _add_train(sub) -> None:
                         "(default: half the run)")
     p.add_argument("--no-eval", dest="evaluate", action="store_false", help="skip the evaluation")
     p.add_argument("--out", type=Path, default=Path("runs/default"), help="output directory")
-    p.add_argument("--resume", type=Path, default=None, help="checkpoint to continue from")
+    p.add_argument("--resume", type=Path, default=None,
+                   help="checkpoint to continue from (its batch size, precision and seed are kept: "
+                        "repeat the run's flags)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the run already in --out (by default a directory holding a "
+                        "checkpoint is refused unless --resume is given)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--dist-timeout", type=_positive_int, default=600, metavar="SECONDS",
                    help="under torchrun: seconds a process waits for the others in a collective "
@@ -93,6 +109,7 @@ def _cmd_train(args) -> int:
         raise SystemExit(f"aae-fast train: {exc}") from None
     if args.resume is not None and not args.resume.is_file():
         raise SystemExit(f"aae-fast train: --resume {args.resume}: no such checkpoint file")
+    _check_device("train", args.device)
     from .data import IDXFormatError
     from .training.distributed import env_world_size
 
@@ -105,21 +122,31 @@ def _cmd_train(args) -> int:
         run = record(train)
     try:
         metrics = run(config, args.out, resume=args.resume, progress=not args.quiet,
-                      dist_timeout=args.dist_timeout)
-    except (FileNotFoundError, IDXFormatError) as exc:  # data the user pointed at: say what and where
+                      dist_timeout=args.dist_timeout, overwrite=args.overwrite)
+    except (FileNotFoundError, FileExistsError, IDXFormatError, ValueError) as exc:
+        # Data, checkpoints and settings the user chose: say what and where, without a traceback.
         raise SystemExit(f"aae-fast train: {exc}") from None
+    except KeyboardInterrupt:
+        checkpoint = args.out / "checkpoint.pt"
+        if checkpoint.is_file():
+            print(f"\naae-fast train: interrupted; the run so far is in {checkpoint}. Continue it "
+                  f"with the same flags and --resume {checkpoint}", file=sys.stderr)
+        else:
+            print("\naae-fast train: interrupted before the first checkpoint", file=sys.stderr)
+        return 130
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, rank 0 reports
-        _print_final(metrics["final"], args.out)
+        _print_final(metrics["final"], args.out, wrote=("metrics.json", "checkpoint.pt"))
     return 0
 
 
-def _print_final(final: dict, out: Path) -> None:
+def _print_final(final: dict, out: Path, wrote: tuple[str, ...]) -> None:
     for key, value in final.items():
         if isinstance(value, float):
             print(f"  {key:28s} {value:.4f}")
         elif key != "figures":
             print(f"  {key:28s} {value}")
-    print(f"wrote {out / 'metrics.json'}, {out / 'checkpoint.pt'} and {len(final.get('figures', []))} figures")
+    files = ", ".join(str(out / name) for name in wrote)
+    print(f"wrote {files} and {len(final.get('figures', []))} figures")
 
 
 def _add_evaluate(sub) -> None:
@@ -142,12 +169,14 @@ def _cmd_evaluate(args) -> int:
     from . import experiment
     from .training import Trainer
 
+    _check_device("evaluate", args.device)
     try:
         config, model = experiment.load_run(args.run, args.checkpoint, args.device)
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, ValueError) as exc:
         raise SystemExit(f"aae-fast evaluate: {exc}") from None
     if args.parzen_samples:
         config.parzen_samples = args.parzen_samples
+    config.evaluate = True  # what this command is for, even for a run trained with --no-eval
     splits = experiment.load_splits(config)
     trainer = Trainer(model, device=args.device, progress=False, seed=config.seed)
     final = experiment.evaluate(model, config, splits, trainer, args.run, progress=not args.quiet)
@@ -155,23 +184,23 @@ def _cmd_evaluate(args) -> int:
     metrics = json.loads(path.read_text()) if path.is_file() else {"config": config.to_dict(), "history": []}
     metrics.setdefault("final", {}).update(final)
     experiment.write_json(path, metrics)
-    _print_final(final, args.run)
+    _print_final(final, args.run, wrote=("metrics.json",))
     return 0
 
 
 def _add_sample(sub) -> None:
     p = sub.add_parser(
         "sample",
-        help="draw samples from a prior (and, with --checkpoint, decode them)",
+        help="draw samples from a prior and plot them",
         description="Draw samples from a prior with aae_fast's fused sampling ops and plot them.",
     )
     p.add_argument("--prior", choices=["gaussian", "mixture", "swiss-roll"], default="mixture")
-    p.add_argument("--latent-dim", type=int, default=2, help="dimension of the Gaussian prior")
-    p.add_argument("--components", type=int, default=10, help="mixture components / roll segments")
-    p.add_argument("-n", "--num-samples", type=int, default=10_000)
+    p.add_argument("--latent-dim", type=_positive_int, default=2, help="dimension of the Gaussian prior")
+    p.add_argument("--components", type=_positive_int, default=10, help="mixture components / roll segments")
+    p.add_argument("-n", "--num-samples", type=_positive_int, default=10_000)
     p.add_argument("--labelled", action="store_true", help="draw an equal share from each component")
     p.add_argument("--backend", choices=["fused", "eager"], default="fused")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=Path("runs/samples"), help="output directory")
     p.set_defaults(func=_cmd_sample)
@@ -194,8 +223,7 @@ def _cmd_sample(args) -> int:
 
     from .random import PhiloxGenerator
 
-    if args.num_samples < 1:
-        raise SystemExit(f"aae-fast sample: --num-samples must be positive, got {args.num_samples}")
+    _check_device("sample", args.device)
     prior = _make_prior(args.prior, args.latent_dim, args.components)
     device = torch.device(args.device)
     labels = None

@@ -1,7 +1,7 @@
 """One training run end to end, as `aae-fast train` and `aae-fast evaluate` perform it: data, model,
 Trainer, evaluation (the paper's metrics) and figures, all recorded in an output directory.
 
-    out/config.json      the RunConfig (what `evaluate`, `sample` and `--resume` rebuild from)
+    out/config.json      the RunConfig (what `evaluate` rebuilds the model from)
     out/metrics.json     {"config": {...}, "history": [...], "final": {...}}
     out/checkpoint.pt    the Trainer's checkpoint (model, optimisers, RNG states, position)
     out/*.png            latent codes, prior samples decoded, reconstructions, style grid
@@ -87,6 +87,17 @@ class RunConfig:
             raise ValueError("label_conditioned applies to --model aae only")
         if self.autoencoder_steps is not None and self.model != "gmmn-ae":
             raise ValueError("autoencoder_steps applies to --model gmmn-ae only")
+        if self.encoder != "deterministic" and self.model != "aae":
+            raise ValueError(f"encoder applies to --model aae only, got --encoder {self.encoder} "
+                             f"with --model {self.model}")
+        if self.clusters is not None and self.model not in ("clustering", "dim-reduction"):
+            raise ValueError(f"clusters applies to --model clustering and dim-reduction only, got "
+                             f"--model {self.model}")
+        if self.labels_per_class is not None and not (
+            self.model in ("semi-supervised", "dim-reduction") or self.label_conditioned
+        ):
+            raise ValueError("labels_per_class applies to --model semi-supervised, dim-reduction and "
+                             f"aae --label-conditioned only, got --model {self.model}")
         if self.model == "vae" and self.prior == "swiss-roll":
             raise ValueError("--model vae needs a prior with a density (gaussian or mixture): its KL "
                              "term cannot use the swiss roll, which can only be sampled")
@@ -318,8 +329,13 @@ def write_json(path: Path, payload: dict) -> None:
 
 
 def train(config: RunConfig, out_dir: Path, resume: Path | None = None, progress: bool = True,
-          dist_timeout: float | None = None) -> dict:
+          dist_timeout: float | None = None, overwrite: bool = False) -> dict:
     """Trains as configured, evaluates, writes out_dir; returns the metrics dict.
+
+    A directory that already holds a run (a ``checkpoint.pt``) is refused unless the run resumes
+    (``resume``) or ``overwrite`` is set: nothing of an earlier run is replaced by mistake. A resumed
+    run keeps its checkpoint's batch size, precision and seed; a config asking for others is
+    refused (ValueError) before anything is written.
 
     Under torchrun (``WORLD_SIZE > 1``) every rank trains (see the module docstring); rank 0
     evaluates and writes, the other ranks return ``{"config", "history", "final": {}}`` as soon as
@@ -327,6 +343,11 @@ def train(config: RunConfig, out_dir: Path, resume: Path | None = None, progress
     it raises (default :data:`aae_fast.training.distributed.DEFAULT_TIMEOUT`)."""
     from .training import distributed
 
+    if resume is None and not overwrite and (out_dir / "checkpoint.pt").is_file():
+        raise FileExistsError(
+            f"{out_dir} already holds a run ({out_dir / 'checkpoint.pt'}): continue it with "
+            f"--resume {out_dir / 'checkpoint.pt'}, replace it with --overwrite, or choose another --out"
+        )
     context = distributed.init_distributed(config.device, timeout=dist_timeout)
     try:
         return _train(config, out_dir, resume, progress, context)
@@ -347,9 +368,6 @@ def _train(config: RunConfig, out_dir: Path, resume: Path | None, progress: bool
 
     main = context is None or context.is_main
     world = 1 if context is None else context.world_size
-    if main:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        write_json(out_dir / "config.json", config.to_dict())
     torch.manual_seed(config.seed)
     splits = load_splits(config)
     model = build_model(config, splits.train.num_classes,
@@ -359,14 +377,16 @@ def _train(config: RunConfig, out_dir: Path, resume: Path | None, progress: bool
                   progress=progress and main, checkpoint_every=1000)
     if resume is not None:
         trainer = Trainer.resume(resume, model, **kwargs)
+        _check_resumed_settings(config, trainer, resume)
     else:
         trainer = Trainer(model, precision=config.precision, seed=config.seed,
                           batch_size=config.batch_size, **kwargs)
     if config.model == "gmmn-ae" and config.autoencoder_steps != model.autoencoder_steps:
         # Record the stage split in force: "half the run" resolved, or a checkpoint's on resume.
         config.autoencoder_steps = model.autoencoder_steps
-        if main:
-            write_json(out_dir / "config.json", config.to_dict())
+    if main:  # only now: a run that fails to start (data, model, checkpoint) leaves out/ as it was
+        out_dir.mkdir(parents=True, exist_ok=True)
+        write_json(out_dir / "config.json", config.to_dict())
     start = time.perf_counter()
     history = trainer.fit(splits.train, epochs=config.epochs, max_steps=config.max_steps,
                           val_data=splits.validation)
@@ -384,6 +404,21 @@ def _train(config: RunConfig, out_dir: Path, resume: Path | None, progress: bool
     return metrics
 
 
+def _check_resumed_settings(config: RunConfig, trainer, checkpoint: Path) -> None:
+    """A resumed run trains on with its checkpoint's settings; refuse a config that says otherwise
+    (it would be recorded in config.json as if it had been used)."""
+    wanted = {"batch_size": (config.batch_size, trainer.batch_size),
+              "precision": (config.precision, trainer.precision),
+              "seed": (config.seed, trainer.seed)}
+    clashes = [f"--{name.replace('_', '-')} {mine} (the checkpoint has {theirs})"
+               for name, (mine, theirs) in wanted.items() if mine != theirs]
+    if clashes:
+        raise ValueError(
+            f"--resume {checkpoint}: a resumed run keeps its checkpoint's settings, but this one asks "
+            f"for {', '.join(clashes)}; repeat the run's own flags"
+        )
+
+
 def load_run(out_dir: Path, checkpoint: Path | None = None, device: str = "cpu"):
     """(config, model) of a finished run directory, the model loaded from its checkpoint."""
     from .training.checkpoint import load_checkpoint
@@ -396,5 +431,8 @@ def load_run(out_dir: Path, checkpoint: Path | None = None, device: str = "cpu")
     checkpoint = checkpoint or out_dir / "checkpoint.pt"
     state = load_checkpoint(checkpoint, map_location=device)
     model = build_model(config)
-    model.load_state_dict(state["model"])
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as exc:  # another variant's or width's checkpoint
+        raise ValueError(f"{checkpoint} does not hold this run's model ({config_path}): {exc}") from None
     return config, model.to(device)

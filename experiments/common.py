@@ -104,7 +104,7 @@ class Runner:
         from aae_fast.cli import main
 
         start = time.perf_counter()
-        rc = main(["train", *flags, "--out", str(out), "--quiet"])
+        rc = main(["train", *flags, "--out", str(out), "--quiet", "--overwrite"])
         wall = time.perf_counter() - start
         if rc != 0:
             raise SystemExit(f"{cmd}: exit status {rc}")

@@ -2,11 +2,13 @@
 read them back; bad input gets a clear message and a non-zero exit."""
 
 import json
-import os
+import shutil
 from pathlib import Path
 
 import pytest
+import torch
 
+from aae_fast import experiment
 from aae_fast.cli import main
 
 MNIST = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist"
@@ -98,13 +100,95 @@ def test_sample_writes_a_plot(tmp_path):
         (["train", "--label-conditioned"], "label_conditioned needs a prior with components"),
         (["train", "--data", "/nonexistent/dir", "--max-steps", "1"], "/nonexistent/dir"),
         (["evaluate", "/nonexistent/run"], "config.json not found"),
+        # Flags of other variants are refused, not silently ignored.
+        (["train", "--model", "clustering", "--encoder", "gaussian"], "encoder applies to --model aae only"),
+        (["train", "--clusters", "5"], "clusters applies to --model clustering and dim-reduction only"),
+        (["train", "--labels-per-class", "5"], "labels_per_class applies to --model semi-supervised"),
+        (["sample", "--latent-dim", "0"], "expected a positive integer, got 0"),
+        (["sample", "--device", "gpu"], "invalid choice: 'gpu'"),
     ],
 )
 def test_bad_input_is_named(argv, message, capsys, tmp_path):
-    if argv[0] == "train":
+    if argv[0] in ("train", "sample"):
         argv = [*argv, "--out", str(tmp_path / "out")]
     with pytest.raises(SystemExit) as exc:
         main(argv)
     err = capsys.readouterr().err + str(exc.value.code)
     assert exc.value.code != 0
     assert message in err
+
+
+def test_a_run_is_not_overwritten_by_mistake(trained_run, tmp_path, capsys):
+    out = tmp_path / "copy"
+    shutil.copytree(trained_run, out)
+    before = (out / "checkpoint.pt").read_bytes(), (out / "config.json").read_text()
+    args = ["train", "--data", f"mnist:{MNIST}", "--out", str(out), "--no-eval", *TINY]
+    args[args.index("--max-steps") + 1] = "3"
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+    assert "already holds a run" in str(exc.value.code) and "--overwrite" in str(exc.value.code)
+    assert ((out / "checkpoint.pt").read_bytes(), (out / "config.json").read_text()) == before
+    assert main([*args, "--overwrite"]) == 0  # asked for: replaced
+    assert json.loads((out / "metrics.json").read_text())["final"]["steps"] == 3
+
+
+def test_a_failed_resume_leaves_the_run_as_it_was(trained_run, tmp_path):
+    out = tmp_path / "copy"
+    shutil.copytree(trained_run, out)
+    config_before = (out / "config.json").read_text()
+    checkpoint = str(out / "checkpoint.pt")
+    base = ["train", "--data", f"mnist:{MNIST}", "--out", str(out), "--no-eval", *TINY]
+    # Another variant's or another width's checkpoint: a clean message, config.json untouched.
+    with pytest.raises(SystemExit) as exc:
+        main([*base, "--model", "clustering", "--resume", checkpoint])
+    assert "but the model is a aae_fast.models.variants.ClusteringAAE" in str(exc.value.code)
+    narrower = list(base)
+    narrower[narrower.index("--hidden") + 1] = "32,32"
+    with pytest.raises(SystemExit) as exc:
+        main([*narrower, "--resume", checkpoint])
+    assert "does not fit the model (AdversarialAutoencoder)" in str(exc.value.code)
+    # Other settings than the checkpoint's: refused, not recorded as if used.
+    bigger = list(base)
+    bigger[bigger.index("--batch-size") + 1] = "20"
+    with pytest.raises(SystemExit) as exc:
+        main([*bigger, "--seed", "7", "--resume", checkpoint])
+    message = str(exc.value.code)
+    assert "--batch-size 20 (the checkpoint has 50)" in message and "--seed 7 (the checkpoint has 0)" in message
+    assert (out / "config.json").read_text() == config_before
+
+
+def test_evaluate_computes_every_metric_of_a_run_trained_without_them(tmp_path, capsys):
+    out = tmp_path / "no-eval"
+    assert main(["train", "--data", f"mnist:{MNIST}", "--out", str(out), "--no-eval", *TINY]) == 0
+    assert "parzen_log_likelihood" not in json.loads((out / "metrics.json").read_text())["final"]
+    capsys.readouterr()
+    assert main(["evaluate", str(out), "--parzen-samples", "100", "--quiet"]) == 0
+    final = json.loads((out / "metrics.json").read_text())["final"]
+    assert final["parzen_log_likelihood"] == pytest.approx(final["parzen_log_likelihood"])
+    printed = capsys.readouterr().out
+    assert "metrics.json" in printed and "checkpoint.pt" not in printed  # evaluate writes no checkpoint
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate", "sample"])
+def test_cuda_without_a_device_is_named(command, tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    argv = {"train": ["train", "--out", str(tmp_path / "t")], "evaluate": ["evaluate", str(tmp_path)],
+            "sample": ["sample", "--out", str(tmp_path / "s")]}[command]
+    with pytest.raises(SystemExit) as exc:
+        main([*argv, "--device", "cuda"])
+    assert f"aae-fast {command}: --device cuda, but no CUDA device is available" in str(exc.value.code)
+
+
+def test_ctrl_c_says_where_the_run_is_and_how_to_continue(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "run"
+
+    def interrupted(config, out_dir, **kwargs):
+        (out_dir / "checkpoint.pt").parent.mkdir(parents=True)
+        (out_dir / "checkpoint.pt").write_bytes(b"saved by the Trainer on Ctrl-C")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(experiment, "train", interrupted)
+    assert main(["train", "--out", str(out), "--quiet"]) == 130
+    err = capsys.readouterr().err
+    assert f"interrupted; the run so far is in {out / 'checkpoint.pt'}" in err
+    assert f"--resume {out / 'checkpoint.pt'}" in err

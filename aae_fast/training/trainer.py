@@ -36,6 +36,7 @@ import contextlib
 import dataclasses
 import inspect
 import math
+import operator
 import os
 import signal
 import threading
@@ -299,7 +300,10 @@ class Trainer:
                 )
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-        self.device = torch.device(device)
+        try:
+            self.device = torch.device(device)
+        except (RuntimeError, TypeError) as exc:
+            raise ValueError(f"device must name a torch device such as 'cpu' or 'cuda', got {device!r}") from exc
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError(f"device: {device!r} was requested but CUDA is not available")
         if precision == "fp16" and self.device.type != "cuda":
@@ -397,7 +401,12 @@ class Trainer:
 
         self.model = model.to(self.device)
         self.precision = precision
-        self.seed = int(seed)
+        try:
+            if isinstance(seed, bool):
+                raise TypeError
+            self.seed = operator.index(seed)  # an int, numpy's too; not a float or a string
+        except TypeError:
+            raise TypeError(f"seed must be an int, got {type(seed).__name__} {seed!r}") from None
         self.batch_size = batch_size
         self.log_every = log_every
         self.progress = progress and self.rank == 0
@@ -794,7 +803,12 @@ class Trainer:
                 "its weights, load them instead: "
                 "model.load_state_dict(aae_fast.training.load_checkpoint(path)['model'])"
             )
-        self.model.load_state_dict(state["model"])
+        try:
+            self.model.load_state_dict(state["model"])
+        except RuntimeError as exc:  # another variant's or width's checkpoint
+            raise ValueError(
+                f"checkpoint: {path} does not fit the model ({type(self.model).__name__}): {exc}"
+            ) from None
         self._load_named(state["optimizers"], self.optimizers, "optimizers", path)
         self._load_named(state["schedulers"], self.schedulers, "schedulers", path)
         if self._amp.scaler is not None and state.get("scaler") is not None:

@@ -235,6 +235,10 @@ def test_precision_and_argument_errors(small_data):
             ValueError, match="device: 'cuda' was requested but CUDA is not available"
         ):
             Trainer(make(), device="cuda")
+    with pytest.raises(ValueError, match="device must name a torch device such as 'cpu' or 'cuda', got 'gpu'"):
+        Trainer(make(), device="gpu")
+    with pytest.raises(TypeError, match="seed must be an int, got str 'a'"):
+        Trainer(make(), seed="a")
     with pytest.raises(ValueError, match="checkpoint_every needs out_dir"):
         Trainer(make(), checkpoint_every=10)
     with pytest.raises(TypeError, match="labelled_data must be an aae_fast.data.ArrayDataset"):
@@ -354,7 +358,7 @@ def test_load_errors(tmp_path, small_data):
         "aae_fast.reference.semi_supervised.SemiSupervisedAAE",
     ):
         Trainer.resume(tmp_path / "checkpoint.pt", make("semi"), progress=False)
-    with pytest.raises(RuntimeError, match="size mismatch"):  # same class, other shapes
+    with pytest.raises(ValueError, match=r"(?s)does not fit the model \(AdversarialAutoencoder\).*size mismatch"):
         Trainer.resume(tmp_path / "checkpoint.pt", make(hidden=(8, 8)), progress=False)
 
 
