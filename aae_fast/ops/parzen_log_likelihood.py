@@ -47,7 +47,10 @@ def parzen_log_likelihood(x: torch.Tensor, samples: torch.Tensor, sigma: float) 
         float32 (16-bit inputs are widened before the products, so those are exact) with float64
         row norms and running sums. The absolute error of the float32 path is about
         ``1e-7 (||x||^2 + ||s||^2) / (2 sigma^2)``: use float64 inputs for near-duplicate points at
-        very small ``sigma``.
+        very small ``sigma``. Inputs must be finite: the expansion ``||x||^2 - 2 x.s + ||s||^2`` is
+        ``inf - inf`` at an infinite coordinate, so a row of ``x`` holding ``inf`` gives NaN (not
+        the ``-inf`` of the exact formula), and a sample holding ``inf`` makes every row NaN; NaN
+        propagates the same way. (Checking would cost a host synchronisation per call.)
 
     Not differentiable: this is an evaluation op and has no autograd formula. The inputs are
     detached, so the result never requires grad. (Calling ``torch.ops.aae_fast.parzen_log_likelihood``
