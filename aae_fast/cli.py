@@ -40,7 +40,7 @@ def _widths(text: str) -> list[int]:
     return widths
 
 
-def _add_train(sub) -> None:
+def _add_train(sub) -> argparse.ArgumentParser:
     from .experiment import BACKENDS, ENCODERS, MODELS, PRECISIONS, PRIORS
 
     p = sub.add_parser(
@@ -85,8 +85,8 @@ def _add_train(sub) -> None:
     p.add_argument("--no-eval", dest="evaluate", action="store_false", help="skip the evaluation")
     p.add_argument("--out", type=Path, default=Path("runs/default"), help="output directory")
     p.add_argument("--resume", type=Path, default=None,
-                   help="checkpoint to continue from (its batch size, precision and seed are kept: "
-                        "repeat the run's flags)")
+                   help="checkpoint to continue from; flags not given come from the config.json "
+                        "beside it, and --out defaults to its directory")
     p.add_argument("--overwrite", action="store_true",
                    help="replace the run already in --out (by default a directory holding a "
                         "checkpoint is refused unless --resume is given)")
@@ -95,20 +95,60 @@ def _add_train(sub) -> None:
                    help="under torchrun: seconds a process waits for the others in a collective "
                         "before it fails (a dead peer stops the job instead of hanging it)")
     p.set_defaults(func=_cmd_train)
+    return p
+
+
+#: The `train` flags that make up a RunConfig (the others say where and how to run).
+_CONFIG_FIELDS = ("model", "prior", "encoder", "label_conditioned", "data", "labels_per_class", "clusters",
+                  "latent_dim", "hidden", "batch_size", "epochs", "max_steps", "optimizer", "backend",
+                  "device", "precision", "seed", "parzen_samples", "evaluate", "autoencoder_steps")
+
+
+def _given_train_flags(argv: list[str]) -> set[str]:
+    """The destinations of the `train` flags written on the command line (not defaulted)."""
+    parser = argparse.ArgumentParser(add_help=False)
+    train = _add_train(parser.add_subparsers(dest="command"))
+    for action in train._actions:
+        action.default = argparse.SUPPRESS
+    given = vars(parser.parse_args(argv))
+    return set(given) - {"command", "func"}
+
+
+def _resume_defaults(args, argv: list[str]) -> None:
+    """``--resume CKPT``: the flags not written on the command line come from the run's
+    config.json beside the checkpoint (so ``aae-fast train --resume RUN/checkpoint.pt --epochs 10``
+    continues RUN as it was configured), and --out defaults to the checkpoint's directory. The run's
+    length is one choice: writing --epochs or --max-steps replaces both saved ones."""
+    saved_path = args.resume.parent / "config.json"
+    given = _given_train_flags(argv)
+    if "out" not in given:
+        args.out = args.resume.parent
+    if not saved_path.is_file():
+        return
+    try:
+        saved = json.loads(saved_path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise SystemExit(f"aae-fast train: --resume: {saved_path} is not readable ({exc})") from None
+    length_given = bool({"epochs", "max_steps"} & given)
+    for name in _CONFIG_FIELDS:
+        if name in ("epochs", "max_steps") and length_given:
+            if name not in given:
+                setattr(args, name, None)
+        elif name not in given and name in saved:
+            setattr(args, name, saved[name])
 
 
 def _cmd_train(args) -> int:
     from .experiment import RunConfig, train
 
-    fields = ("model", "prior", "encoder", "label_conditioned", "data", "labels_per_class", "clusters",
-              "latent_dim", "hidden", "batch_size", "epochs", "max_steps", "optimizer", "backend",
-              "device", "precision", "seed", "parzen_samples", "evaluate", "autoencoder_steps")
+    if args.resume is not None:
+        if not args.resume.is_file():
+            raise SystemExit(f"aae-fast train: --resume {args.resume}: no such checkpoint file")
+        _resume_defaults(args, args.argv)
     try:
-        config = RunConfig(**{f: getattr(args, f) for f in fields})
+        config = RunConfig(**{f: getattr(args, f) for f in _CONFIG_FIELDS})
     except ValueError as exc:
         raise SystemExit(f"aae-fast train: {exc}") from None
-    if args.resume is not None and not args.resume.is_file():
-        raise SystemExit(f"aae-fast train: --resume {args.resume}: no such checkpoint file")
     _check_device("train", args.device)
     from .data import IDXFormatError
     from .training.distributed import env_world_size
@@ -130,7 +170,7 @@ def _cmd_train(args) -> int:
         checkpoint = args.out / "checkpoint.pt"
         if checkpoint.is_file():
             print(f"\naae-fast train: interrupted; the run so far is in {checkpoint}. Continue it "
-                  f"with the same flags and --resume {checkpoint}", file=sys.stderr)
+                  f"with: aae-fast train --resume {checkpoint}", file=sys.stderr)
         else:
             print("\naae-fast train: interrupted before the first checkpoint", file=sys.stderr)
         return 130
@@ -329,8 +369,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = argv  # which flags were written, not defaulted (train --resume needs to know)
     return args.func(args)
 
 

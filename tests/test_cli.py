@@ -191,4 +191,21 @@ def test_ctrl_c_says_where_the_run_is_and_how_to_continue(tmp_path, monkeypatch,
     assert main(["train", "--out", str(out), "--quiet"]) == 130
     err = capsys.readouterr().err
     assert f"interrupted; the run so far is in {out / 'checkpoint.pt'}" in err
-    assert f"--resume {out / 'checkpoint.pt'}" in err
+    assert f"aae-fast train --resume {out / 'checkpoint.pt'}" in err
+
+
+def test_resume_takes_the_runs_own_flags(trained_run, tmp_path):
+    """Only --resume and the new length: the model, data, widths and batch come from the run's
+    config.json, and the run continues in the checkpoint's directory."""
+    out = tmp_path / "copy"
+    shutil.copytree(trained_run, out)
+    assert main(["train", "--resume", str(out / "checkpoint.pt"), "--max-steps", "35", "--no-eval",
+                 "--quiet"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["final"]["steps"] == 35
+    config = metrics["config"]
+    assert config["hidden"] == [64, 64] and config["batch_size"] == 50 and config["data"] == f"mnist:{MNIST}"
+    assert config["max_steps"] == 35 and config["epochs"] is None  # the length given replaces both
+    # A flag that is written wins over the saved one (and is checked against the checkpoint).
+    with pytest.raises(SystemExit, match=r"--batch-size 25 \(the checkpoint has 50\)"):
+        main(["train", "--resume", str(out / "checkpoint.pt"), "--batch-size", "25", "--quiet"])
