@@ -682,12 +682,17 @@ def render_markdown(results: dict, plots: dict[str, str] | None = None, source: 
         peak_text = []
         precisions = {r["precision"] for r in training} | set(peaks)
         for precision in sorted(precisions, key=_precision_key):
-            value = peaks[precision].get("gflops_per_s") if precision in peaks else None
-            if value is None:
-                value = next((r.get("gemm_peak_gflops") for r in training
-                              if r["precision"] == precision and r.get("gemm_peak_gflops")), None)
-            if value:
-                peak_text.append(f"{precision} {value:.1f} GFLOP/s")
+            # The yardstick the rows' "% of GEMM peak" divide by (measured by the training
+            # cases themselves), else the GEMM-peak case's own median.
+            used = sorted({r["gemm_peak_gflops"] for r in training
+                           if r["precision"] == precision and r.get("gemm_peak_gflops")})
+            if len(used) == 1:
+                peak_text.append(f"{precision} {used[0]:.1f} GFLOP/s")
+            elif used:  # parts of a merged run, each against its own measurement
+                peak_text.append(f"{precision} {used[0]:.1f} to {used[-1]:.1f} GFLOP/s (the parts "
+                                 "of a merged run, each row against its own)")
+            elif precision in peaks and peaks[precision].get("gflops_per_s"):
+                peak_text.append(f"{precision} {peaks[precision]['gflops_per_s']:.1f} GFLOP/s")
         if peak_text:
             lines += ["GEMM peak measured in this run: " + ", ".join(peak_text) + ".", ""]
         body = []
@@ -858,12 +863,26 @@ def merge_results(paths: list[Path | str]) -> dict:
         for case in results["pytest_benchmark"].get("benchmarks", []):
             cases[case.get("fullname") or case["name"]] = case
     names = {n for _, r in parts for n in ("skipped", "failed")}
+
+    def entries(name: str) -> list:
+        """A part's skipped / failed cases, once each, leaving out those another part measured."""
+        seen, out = set(), []
+        for _, r in parts:
+            for item in r.get(name) or []:
+                key = json.dumps(item, sort_keys=True, default=str)
+                case = item.get("case") or item.get("name") if isinstance(item, dict) else item
+                if key in seen or (name == "skipped" and case in cases):
+                    continue
+                seen.add(key)
+                out.append(item)
+        return out
+
     merged = {
         "machine": machine,
         "quick": any(r.get("quick") for _, r in parts),
         "select": [r.get("select") for _, r in parts],
         "wall_s": round(sum(r.get("wall_s") or 0.0 for _, r in parts), 1),
-        **{n: [x for _, r in parts for x in r.get(n) or []] for n in sorted(names)},
+        **{n: entries(n) for n in sorted(names)},
         "pytest_benchmark": {**first["pytest_benchmark"], "benchmarks": list(cases.values())},
         "merged_from": [p.name for p, _ in parts],
     }

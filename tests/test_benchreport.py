@@ -312,6 +312,20 @@ def test_width_scaling_rows_table_and_panel(tmp_path):
     _assert_png(paths["throughput"])
 
 
+def test_the_printed_gemm_peak_is_the_one_the_percentages_use(tmp_path):
+    """The training rows divide by their own GEMM-peak measurement; the header must print that
+    one, not the separate GEMM-peak case's median."""
+    report = cpu_report()
+    for case in report["benchmarks"]:
+        if case["name"] == "test_gemm_peak[gemm-peak-fp32]":
+            case["extra_info"]["gflops_per_s"] = 40.0  # another measurement of the same peak
+    path = tmp_path / "cpu-2026-11-25.json"
+    path.write_text(json.dumps(_results(report)))
+    md = br.build_report(path)["markdown"].read_text()
+    assert f"GEMM peak measured in this run: fp32 {PEAK['fp32']:.1f} GFLOP/s" in md
+    assert "40.0 GFLOP/s" not in md
+
+
 def test_merge_runs_of_one_machine(tmp_path, capsys):
     """Two runs with different -k selections (the lent GPU's calls): one file, every case once
     (the later file's figure where both measured it), targets judged over both."""
@@ -333,6 +347,8 @@ def test_merge_runs_of_one_machine(tmp_path, capsys):
     assert fused["median_s"] == 0.010
     assert merged["select"] == ["not compile", "compile"] and merged["wall_s"] == 15.0
     assert merged["merged_from"] == ["run.json", "b.json"]
+    # Both parts skipped the same cases: each is listed once.
+    assert [x["case"] for x in merged["skipped"]] == [x["case"] for x in first["skipped"]]
     ahead = [t for t in merged["targets"] if t["case"] == "aae B=100 fp32" and "compile" in t["target"]]
     assert ahead and ahead[0]["status"] == "met"  # fused 10 ms against compile 15 ms
 
