@@ -56,6 +56,7 @@ class CategoricalAAE(ReferenceAAE):
 
     #: Whether the semi-supervised classification phase runs (§5).
     classification_phase = False
+    optional_phases = ("classifier",)
 
     def __init__(
         self,

@@ -169,6 +169,8 @@ class ReferenceAAE(nn.Module):
     scheduler_interval = "epoch"
     #: Optimiser names, in phase order; set by subclasses.
     phases: tuple[str, ...] = ("autoencoder", "discriminator", "generator")
+    #: Phases some configurations of the model add (the semi-supervised classification phase).
+    optional_phases: tuple[str, ...] = ()
     #: Whether ``training_step`` needs ``batch["y"]`` (or a labelled batch).
     requires_labels = False
     #: Which implementation this is ("eager": plain PyTorch, this package's oracle).
@@ -205,11 +207,14 @@ class ReferenceAAE(nn.Module):
         self.optimizer_name = optimizer
         defaults = PAPER_SGD_LEARNING_RATES if optimizer == "sgd" else ADAM_LEARNING_RATES
         rates = dict(learning_rates or {})
-        unknown = set(rates) - set(defaults)
+        # Only the phases this model has (a VAE has no discriminator): a rate for another phase
+        # would be dropped without a word.
+        known = set(defaults) & (set(type(self).phases) | set(type(self).optional_phases))
+        unknown = set(rates) - known
         if unknown:
             raise ValueError(
-                f"learning_rates: unknown phase(s) {sorted(unknown)}; expected keys among "
-                f"{sorted(defaults)}"
+                f"learning_rates: unknown phase(s) {sorted(unknown)} for {type(self).__name__}; "
+                f"expected keys among {sorted(known)}"
             )
         self.learning_rates = {**defaults, **rates}
         self.momentum = float(momentum)

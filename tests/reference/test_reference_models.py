@@ -508,6 +508,15 @@ def test_unknown_encoder_kind_and_options():
         ref.SemiSupervisedAAE(optimizer="rmsprop")
     with pytest.raises(ValueError, match=r"learning_rates: unknown phase\(s\) \['encoder'\]"):
         ref.AdversarialAutoencoder(learning_rates={"encoder": 0.1})
+    # A phase the model does not have is refused, not silently dropped.
+    with pytest.raises(ValueError, match=r"unknown phase\(s\) \['classifier'\] for AdversarialAutoencoder"):
+        ref.AdversarialAutoencoder(learning_rates={"classifier": 0.1})
+    from aae_fast.baselines import VAE, GMMNAutoencoder
+    with pytest.raises(ValueError, match=r"\['discriminator', 'generator'\] for VAE; expected keys among \['autoencoder'\]"):
+        VAE(learning_rates={"generator": 5.0, "discriminator": 1.0})
+    with pytest.raises(ValueError, match=r"\['discriminator'\] for GMMNAutoencoder"):
+        GMMNAutoencoder(learning_rates={"discriminator": 1.0})
+    assert ref.DimReductionAAE(learning_rates={"classifier": 0.5}).learning_rates["classifier"] == 0.5
     with pytest.raises(ValueError, match="noise_dim is only for encoder='universal'"):
         ref.AdversarialAutoencoder(noise_dim=4)
     with pytest.raises(ValueError, match="latent_dim must be an int >= 1, got 0"):
