@@ -61,6 +61,12 @@ class GMMNAutoencoder(ReferenceAAE):
     """
 
     phases = ("autoencoder", "generator")
+    #: Why averaging the ranks' gradients (aae_fast.training.distributed) would not give the
+    #: one-process gradient of the global batch; the Trainer refuses a distributed run.
+    data_parallel_inexact = (
+        "its generator stage minimises MMD, a sum over pairs of rows rather than a mean over rows, "
+        "so the ranks' pairs across each other would never be counted"
+    )
 
     def __init__(
         self,

@@ -31,7 +31,9 @@ unlabelled rows (no separate labelled mini-batch, i.e. no ``Trainer(labelled_dat
 by each rank's own count of labelled rows; the average over the ranks then weighs the ranks'
 labelled rows unequally when their counts differ (the single process divides by the global count).
 With ``labelled_data`` (the CLI's way) every rank's labelled batch has the same size and the
-equality holds.
+equality holds. A model whose loss is not a mean over rows says so (``data_parallel_inexact``, a
+reason) and the Trainer refuses to train it distributed: the GMMN+AE baseline, whose generator
+minimises MMD, a sum over pairs of rows.
 
 Parameters are identical on every rank: they start equal (rank 0's are broadcast when the Trainer
 is built), and every rank applies the same averaged gradients (an ``all_reduce`` hands every rank

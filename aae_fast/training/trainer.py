@@ -398,6 +398,12 @@ class Trainer:
         self.rank = 0 if context is None else context.rank
         self.world_size = 1 if context is None else context.world_size
         self._dist = context if self.world_size > 1 else None
+        reason = getattr(model, "data_parallel_inexact", None)
+        if self._dist is not None and reason:
+            raise ValueError(
+                f"model: {type(model).__name__} cannot train data-parallel as it would in one "
+                f"process: {reason}; train it in one process"
+            )
 
         self.model = model.to(self.device)
         self.precision = precision

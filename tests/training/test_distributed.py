@@ -335,6 +335,22 @@ def test_aae_fast_train_under_torchrun(tmp_path):
     assert state["trainer"]["world_size"] == 2 and len(state["rng"]["ranks"]) == 2
 
 
+@pytest.mark.skipif(not MNIST.is_dir(), reason=f"needs the MNIST test set at {MNIST}")
+def test_a_loss_that_is_not_a_row_mean_is_refused_under_torchrun(tmp_path):
+    """GMMN+AE's generator minimises MMD over pairs of rows: averaging the ranks' gradients would
+    train another objective than one process on the global batch, so the run is refused."""
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+        "-m", "aae_fast.cli", "train", "--model", "gmmn-ae", "--data", f"mnist:{MNIST}",
+        "--hidden", "16", "--max-steps", "2", "--batch-size", "10", "--no-eval", "--quiet",
+        "--out", str(tmp_path / "run"), "--dist-timeout", "30",
+    ]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=150, env=env)
+    assert proc.returncode != 0
+    assert "GMMNAutoencoder cannot train data-parallel" in proc.stdout + proc.stderr
+
+
 # -- in-process checks --------------------------------------------------------------------------
 @pytest.mark.parametrize("drop_last", [True, False])
 def test_sharded_loader_unions_to_the_global_batches(drop_last):
