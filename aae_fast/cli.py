@@ -19,6 +19,15 @@ def _positive_int(text: str) -> int:
     return value
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Defaults in the help, except for on/off flags (``--no-eval`` would read "default: True")."""
+
+    def _get_help_string(self, action):
+        if isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction)):
+            return action.help
+        return super()._get_help_string(action)
+
+
 def _check_device(command: str, device: str) -> None:
     """A clear exit where the machine has no such device (instead of a traceback from torch)."""
     import torch
@@ -52,7 +61,7 @@ def _add_train(sub) -> argparse.ArgumentParser:
             "defaults finish in a few minutes on a 2-core CPU; --epochs and the paper's SGD "
             "(--optimizer sgd) reach the full schedules."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     p.add_argument("--model", choices=MODELS, default="aae",
                    help="paper variant, or a baseline of its comparison (vae, gmmn-ae)")
