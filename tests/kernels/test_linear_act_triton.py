@@ -91,6 +91,20 @@ def test_backward(dtype, activation, mask):
             assert gr.numel() == 0
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_relu_keeps_nan_and_tanh_is_accurate_near_zero(dtype):
+    nan = kl.linear_act_fwd(torch.tensor([[float("nan"), 1.0]], dtype=dtype, device=DEVICE),
+                            torch.eye(2, dtype=dtype, device=DEVICE), None, "relu")
+    assert torch.isnan(nan).all(), nan  # as torch.relu: NaN in, NaN out
+    z = torch.tensor([1e-30, 1e-8, 1e-6, 1e-4, 1e-3, 0.01, 0.0249, 0.0251, 0.2499, 0.2501, 1.0, 5.0],
+                     dtype=torch.float64)
+    z = torch.cat([z, -z])
+    y = kl.linear_act_fwd(z[:, None].to(DEVICE, dtype), torch.ones(1, 1, dtype=dtype, device=DEVICE),
+                          None, "tanh")
+    rel = ((y[:, 0].cpu().double() - torch.tanh(z)).abs() / torch.tanh(z).abs()).max().item()
+    assert rel < (1e-6 if dtype == torch.float32 else 1e-14), rel
+
+
 def test_relu_backward_passes_the_gradient_of_a_nan_output():
     # As torch.relu's backward: blocked where y <= 0 only; NaN outputs keep their gradient.
     y = torch.tensor([[float("nan"), -float("nan"), 2.0, -0.0, 0.0]], device=DEVICE)
