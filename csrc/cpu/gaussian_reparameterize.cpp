@@ -60,7 +60,7 @@ StreamState read_state(const at::Tensor& rng_state) {
 
 AAE_NO_TRAPPING_MATH inline float exp_lane(float x) {
   float xc = x < -87.0f ? -87.0f : x;
-  xc = xc > 88.5f ? 88.5f : xc;
+  xc = xc > 88.72283905f ? 88.72283905f : xc;  // ln(FLT_MAX): above it the result is inf (below)
   const float shifted = xc * 1.44269504088896341f + 12582912.0f;  // round to nearest via 1.5 2^23
   const float n = shifted - 12582912.0f;
   const float r = (xc - n * 0.693359375f) - n * -2.12194440e-4f;
@@ -71,10 +71,14 @@ AAE_NO_TRAPPING_MATH inline float exp_lane(float x) {
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   const float y = p * r * r + r + 1.0f;
-  const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
+  // n reaches 128 for x in [88.38, 88.72], where 2^n itself is not a float but exp(x) still is:
+  // scale by 2^127 and then by 2, which overflows only where exp(x) does.
+  const float n_hi = n > 127.0f ? 127.0f : n;
+  const float extra = n > 127.0f ? 2.0f : 1.0f;
+  const int32_t bits = (static_cast<int32_t>(n_hi) + 127) << 23;
   float scale;
   std::memcpy(&scale, &bits, sizeof scale);
-  float out = y * scale;
+  float out = (y * scale) * extra;
   out = x > 88.72283905206835f ? std::numeric_limits<float>::infinity() : out;
   out = x < -87.0f ? 0.0f : out;
   return x != x ? x : out;

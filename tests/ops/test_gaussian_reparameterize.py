@@ -120,6 +120,22 @@ def test_generator_contract_state_advances_by_B():
     assert g.get_state().tolist() == [5, 26]
 
 
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("lv", [176.0, 176.8, 177.0, 177.4])
+def test_exp_near_the_float32_limit_overflows_only_where_it_must(device, lv):
+    # exp(logvar / 2) for logvar / 2 in [88.0, 88.7] is finite in float32 (up to 3.4e38) but its
+    # power of two, 2^128, is not; eps * exp(...) then overflows only where |eps| is large enough.
+    B, D = 64, 8
+    mu = torch.zeros(B, D, device=device)
+    logvar = torch.full((B, D), lv, device=device)
+    z = fwd(state(device), mu, logvar).cpu().double()
+    expected = torch.exp(torch.tensor(lv / 2, dtype=torch.float64)) * oracle_eps(B, D)
+    finite = expected.abs() < torch.finfo(torch.float32).max * 0.999
+    assert torch.isfinite(z[finite]).all(), (lv, int((~torch.isfinite(z[finite])).sum()))
+    torch.testing.assert_close(z[finite], expected[finite], rtol=1e-5, atol=0.0)
+    assert torch.isinf(z[expected.abs() > torch.finfo(torch.float32).max * 1.001]).all()
+
+
 def test_statistics_standardised_noise_is_standard_normal():
     B, D = 20000, 8
     mu, logvar = inputs(B, D, torch.float32, "cpu", seed=11)

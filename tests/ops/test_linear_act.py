@@ -106,6 +106,18 @@ def test_float16_forward():
     assert_close_to_reference(got, ref, reference(x.float(), w.float(), b.float(), "tanh").half(), torch.float16, "fp16")
 
 
+@pytest.mark.parametrize("device", DEVICES)
+def test_tanh_is_accurate_near_zero(device):
+    # Where 1 - exp(-2|z|) cancels, a quotient formula loses every digit (tanh(1e-8) -> 0); the
+    # fp32 kernels switch to the odd series there. Relative error against float64 torch.tanh.
+    z = torch.tensor([1e-30, 1e-8, 1e-6, 1e-4, 1e-3, 0.01, 0.1, 0.2499, 0.2501, 0.4, 1.0, 5.0])
+    z = torch.cat([z, -z])
+    y = af.ops.linear_act(z[:, None].to(device), torch.ones(1, 1, device=device), None, "tanh")
+    ref = torch.tanh(z.double())
+    rel = ((y[:, 0].cpu().double() - ref).abs() / ref.abs()).max().item()
+    assert rel < 1e-6, rel
+
+
 def test_extreme_preactivations_stay_finite():
     x = torch.tensor([[1e4], [-1e4], [0.0]])
     w = torch.ones(1, 1)
@@ -140,6 +152,20 @@ def test_relu_passes_the_gradient_of_a_nan_output(device, dtype):
     torch.relu(xr @ w.t()).sum().backward()
     torch.testing.assert_close(x.grad.cpu(), xr.grad.cpu(), equal_nan=True)
     assert (x.grad[:2] == 1).all() and (x.grad[3] == 0).all()
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float64])
+def test_leaky_relu_gradient_at_a_nan_output_is_the_slope_whatever_its_sign_bit(device, dtype):
+    # y > 0 is false for NaN of either sign: the gradient is g * slope (what torch gives), not a
+    # choice by the NaN's sign bit.
+    nan = torch.tensor(float("nan"))
+    y = torch.stack([nan, -nan, torch.tensor(2.0), torch.tensor(-2.0)]).reshape(4, 1).repeat(1, 33)
+    y = y.to(device, dtype)
+    g = torch.ones_like(y)
+    _, _, grad_b = torch.ops.aae_fast.linear_act_backward(g, y, None, None, "leaky_relu", 0.25,
+                                                           [False, False, True])
+    assert grad_b.float().cpu().tolist() == [0.25 + 0.25 + 1.0 + 0.25] * 33
 
 
 # ------------------------------------------------------------------------------------------------
