@@ -175,8 +175,10 @@ class Gaussian(Prior):
         self.dim = _check_positive_int(dim, "dim")
         self.mean = _as_vector(mean, self.dim, "mean")
         self.std = _as_vector(std, self.dim, "std")
-        if (self.std <= 0).any():
-            raise ValueError(f"std must be positive, got {self.std.tolist()}")
+        if not ((self.std > 0) & torch.isfinite(self.std)).all():
+            raise ValueError(f"std must be positive and finite, got {self.std.tolist()}")
+        if not torch.isfinite(self.mean).all():
+            raise ValueError(f"mean must be finite, got {self.mean.tolist()}")
 
     def _parameters(self):
         return {
@@ -243,15 +245,20 @@ class MixtureOfGaussians(Prior):
             if covariances is not None or stds is not None:
                 raise ValueError("covariances/stds need explicit means; pass means=[K, D] too")
             for name, value in (("radial_std", radial_std), ("tangential_std", tangential_std)):
-                if not value > 0:
-                    raise ValueError(f"{name} must be positive, got {value}")
+                if not 0 < value < math.inf:
+                    raise ValueError(f"{name} must be positive and finite, got {value}")
+            if not math.isfinite(radius):
+                raise ValueError(f"radius must be finite, got {radius}")
             self.means, self.scale = _circle_layout(
                 self.num_components, self.dim, float(radius), float(radial_std), float(tangential_std)
             )
         else:
-            self.means = torch.as_tensor(means, dtype=torch.float64)
+            # A copy: the caller's tensor may change later, and sampling caches its values.
+            self.means = torch.as_tensor(means, dtype=torch.float64).clone()
             if self.means.dim() != 2 or self.means.shape[0] < 1 or self.means.shape[1] < 1:
                 raise ValueError(f"means must have shape [K, D], got {tuple(self.means.shape)}")
+            if not torch.isfinite(self.means).all():
+                raise ValueError("means must be finite")
             self.num_components, self.dim = self.means.shape
             self.scale = _scale_from(covariances, stds, self.num_components, self.dim)
         self.weights = _normalised_weights(weights, self.num_components)
@@ -441,7 +448,9 @@ def _check_positive_int(value, name: str) -> int:
 
 def _resolve_device(device, generator, labels) -> torch.device:
     if device is not None:
-        return torch.device(device)
+        # With its index, as a tensor's device has it: "cuda" names cuda:<current>, and
+        # torch.device("cuda") != torch.device("cuda:0") would refuse labels on that very device.
+        return torch.empty(0, device=device).device
     if isinstance(generator, (torch.Generator, PhiloxGenerator)):
         return torch.device(generator.device)
     if labels is not None and isinstance(labels, torch.Tensor):
@@ -452,9 +461,14 @@ def _resolve_device(device, generator, labels) -> torch.device:
 def _resolve_dtype(dtype) -> torch.dtype:
     if dtype is None:
         return torch.get_default_dtype()
-    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
-        raise TypeError(f"dtype must be a floating torch.dtype, got {dtype!r}")
+    if dtype not in _SAMPLE_DTYPES:
+        raise TypeError(
+            f"dtype must be one of {', '.join(map(str, _SAMPLE_DTYPES))}, got {dtype!r}"
+        )
     return dtype
+
+
+_SAMPLE_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 
 
 def _as_vector(value, dim: int, name: str) -> torch.Tensor:
@@ -472,8 +486,10 @@ def _normalised_weights(weights, k: int, name: str = "weights") -> torch.Tensor:
     w = torch.as_tensor(weights, dtype=torch.float64)
     if w.shape != (k,):
         raise ValueError(f"{name} must have shape ({k},), got {tuple(w.shape)}")
-    if (w < 0).any() or not w.sum() > 0:
-        raise ValueError(f"{name} must be non-negative with a positive sum, got {w.tolist()}")
+    if (w < 0).any() or not w.sum() > 0 or not torch.isfinite(w.sum()):
+        raise ValueError(
+            f"{name} must be finite and non-negative with a positive, finite sum, got {w.tolist()}"
+        )
     return w / w.sum()
 
 
@@ -520,8 +536,8 @@ def _scale_from(covariances, stds, k, dim) -> torch.Tensor:
         s = s.expand(k, dim)
     elif s.shape != (k, dim):
         raise ValueError(f"stds must be a scalar, ({dim},) or ({k}, {dim}), got {tuple(s.shape)}")
-    if (s <= 0).any():
-        raise ValueError("stds must be positive")
+    if not ((s > 0) & torch.isfinite(s)).all():
+        raise ValueError("stds must be positive and finite")
     return s.clone()
 
 

@@ -329,8 +329,8 @@ def _check_common(rng_state: torch.Tensor, n: int, cum_weights: torch.Tensor, la
             f"labels must be an int64 tensor of shape [n] = [{n}], got {labels.dtype} "
             f"{tuple(labels.shape)}"
         )
-    if not dtype.is_floating_point:
-        raise ValueError(f"dtype must be a floating-point type, got {dtype}")
+    if dtype not in (torch.float32, torch.float64, torch.float16, torch.bfloat16):
+        raise ValueError(f"dtype must be float32, float64, float16 or bfloat16, got {dtype}")
     for name, t in (("cum_weights", cum_weights), ("labels", labels)):
         if t is not None and t.device != rng_state.device:
             raise ValueError(f"{name} must be on {rng_state.device} (rng_state's), got {t.device}")

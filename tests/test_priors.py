@@ -214,7 +214,15 @@ def test_custom_prior():
         (lambda: MixtureOfGaussians().sample(3, labels=[0, 1, 2]), TypeError, "labels must be a torch.Tensor, got list"),
         (lambda: Categorical(3).sample(3, labels=torch.zeros(3, dtype=torch.int64, device="meta"), device="cpu"), ValueError, "labels must be on cpu"),
         (lambda: Gaussian(2).sample(3, backend="triton"), ValueError, "backend must be one of"),
-        (lambda: Gaussian(2).sample(3, dtype=torch.int64), TypeError, "dtype must be a floating torch.dtype"),
+        (lambda: Gaussian(2).sample(3, dtype=torch.int64), TypeError,
+         "dtype must be one of torch.float32, torch.float64, torch.float16, torch.bfloat16"),
+        (lambda: Gaussian(2).sample(3, dtype=torch.float8_e4m3fn), TypeError, "got torch.float8_e4m3fn"),
+        (lambda: Categorical(2, probs=[float("inf"), 1.0]), ValueError, "probs must be finite"),
+        (lambda: Categorical(3, probs=[1e308] * 3), ValueError, "positive, finite sum"),
+        (lambda: Gaussian(2, std=float("nan")), ValueError, "std must be positive and finite"),
+        (lambda: MixtureOfGaussians(radial_std=float("inf")), ValueError, "radial_std must be positive and finite"),
+        (lambda: MixtureOfGaussians(means=[[0.0, float("nan")]], stds=1.0), ValueError, "means must be finite"),
+        (lambda: MixtureOfGaussians(means=[[0.0, 0.0]], stds=float("inf")), ValueError, "stds must be positive and finite"),
         (lambda: Gaussian(2).sample(3, generator=af.PhiloxGenerator(0), backend="eager"), TypeError, "generator: backend='eager'"),
         (lambda: Gaussian(2).sample(3, generator="seed"), TypeError, "generator must be"),
         (lambda: Gaussian(0), ValueError, "dim must be a positive int, got 0"),
@@ -223,7 +231,7 @@ def test_custom_prior():
         (lambda: MixtureOfGaussians(means=torch.zeros(2, 2), covariances=-torch.eye(2).expand(2, 2, 2)), ValueError, "positive definite"),
         (lambda: MixtureOfGaussians(means=torch.zeros(2, 2), stds=torch.ones(3, 2)), ValueError, "stds must be"),
         (lambda: MixtureOfGaussians(weights=[1.0, 2.0]), ValueError, r"weights must have shape \(10,\)"),
-        (lambda: Categorical(3, probs=[0.5, -0.1, 0.6]), ValueError, "probs must be non-negative"),
+        (lambda: Categorical(3, probs=[0.5, -0.1, 0.6]), ValueError, "probs must be finite and non-negative"),
         (lambda: SwissRoll(0), ValueError, "num_components must be a positive int"),
     ],
 )
@@ -294,3 +302,21 @@ def test_zero_samples_is_an_empty_batch(backend, prior):
     # n is a non-negative int: no samples is an empty [0, D] batch on either backend.
     z = prior.sample(0, generator=gen(), backend=backend)
     assert z.shape == (0, prior.dim) and z.dtype == torch.float32
+
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_device_named_without_its_index_accepts_labels_on_it(backend):
+    # "cpu:0" (or "cuda") names the device a tensor reports as "cpu" ("cuda:0"): labels there are
+    # on the sampling device.
+    labels = torch.arange(6) % 10
+    z = MixtureOfGaussians().sample(6, labels=labels, device="cpu:0", backend=backend)
+    assert z.shape == (6, 2) and z.device == labels.device
+
+
+def test_mixture_means_are_copied():
+    means = torch.zeros(2, 2, dtype=torch.float64)
+    prior = MixtureOfGaussians(means=means, stds=1.0)
+    means += 10  # the caller's tensor changes afterwards: the prior does not
+    assert prior.means.abs().max() == 0
+    assert prior.sample(20000, generator=gen()).mean(0).abs().max() < 0.05

@@ -179,7 +179,8 @@ def test_compile_fullgraph_matches_eager():
         (lambda a: a.update(loc=torch.ones(5, 3, dtype=torch.float64)), "share one dtype"),
         (lambda a: a.update(cum=torch.ones(5, 1)), "cum_weights must have shape"),
         (lambda a: a.update(cum=torch.ones(5, dtype=torch.float16)), "cum_weights must be float32"),
-        (lambda a: a.update(dtype=torch.int32), "dtype must be a floating-point"),
+        (lambda a: a.update(dtype=torch.int32), "dtype must be float32, float64, float16 or bfloat16"),
+        (lambda a: a.update(dtype=torch.float8_e4m3fn), "dtype must be float32, float64, float16 or bfloat16"),
     ],
 )
 def test_bad_inputs_name_argument_expected_and_received(mutate, message):

@@ -19,9 +19,9 @@ inline void check_sample_count(int64_t n) {
 }
 
 inline void check_output_dtype(at::ScalarType dtype) {
-  TORCH_CHECK(at::isFloatingType(dtype),
-              "dtype must be a floating-point type (float32, float64, float16, bfloat16), got ",
-              dtype);
+  TORCH_CHECK(dtype == at::kFloat || dtype == at::kDouble || dtype == at::kHalf ||
+                  dtype == at::kBFloat16,
+              "dtype must be float32, float64, float16 or bfloat16, got ", dtype);
 }
 
 inline void check_same_device(const at::Tensor& t, const char* name, const at::Tensor& rng_state) {
