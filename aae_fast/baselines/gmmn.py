@@ -206,7 +206,7 @@ class GMMNAutoencoder(ReferenceAAE):
                 "freeze: train it without cuda_graph=True"
             )
         amp = amp or _FP32
-        x = self._check_x(as_batch(batch)["x"])
+        x = self._check_x(as_batch(batch)["x"], min_rows=1)
         n = x.shape[0]
         if self.stage == "autoencoder":
             with amp.autocast():

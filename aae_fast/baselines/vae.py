@@ -148,7 +148,7 @@ class VAE(DecodesPriorSamples, ReferenceAAE):
         """One update of the negative ELBO. Returns detached 0-dim tensors ``loss`` (the negative
         ELBO), ``reconstruction`` and ``kl``."""
         amp = amp or _FP32
-        x = self._check_x(as_batch(batch)["x"])
+        x = self._check_x(as_batch(batch)["x"], min_rows=1)
         with amp.autocast():
             mu, logvar = self.encoder(x).chunk(2, dim=1)
             z = self._reparameterize(mu, logvar)

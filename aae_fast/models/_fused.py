@@ -41,6 +41,7 @@ from .. import ops
 from ..nn import FusedMLP
 from ..priors import Gaussian, Prior
 from ..random import PhiloxGenerator
+from ..reference._common import at_least_float32
 
 __all__ = ["FusedModel", "BACKENDS"]
 
@@ -99,8 +100,8 @@ class FusedModel:
         return {"fused": True}
 
     def reconstruction_loss(self, logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        # The reference's dtype policy: the loss of fp32 (or wider) values, in fp32.
-        logits, x = logits.float(), x.float()
+        # The reference's dtype policy: 16-bit values widened to fp32, float64 kept.
+        logits, x = at_least_float32(logits), at_least_float32(x)
         if self.reconstruction == "mse":  # the squared error of the sigmoid output (Appendix A)
             logits = torch.sigmoid(logits)
         return ops.reconstruction_loss(logits, x, self.reconstruction)
@@ -148,7 +149,10 @@ class FusedModel:
 
     def _check_label_values(self, y: torch.Tensor, low: int, num_classes: int, name: str) -> None:
         # Checked on the device: an error is raised at once on CPU, by a device-side assert on
-        # CUDA, and no step waits for the labels to reach the host.
+        # CUDA, and no step waits for the labels to reach the host. (So the error is torch's
+        # RuntimeError without the values, where the reference, which reads them, raises a
+        # ValueError showing them; the step never reading a device value, on CPU too, is what
+        # tests/models prove the no-sync promise with.)
         torch._assert_async(
             ((y >= low) & (y < num_classes)).all(),
             f"{name} must lie in [{low}, {num_classes})" + (" (-1 = unlabelled)" if low < 0 else ""),

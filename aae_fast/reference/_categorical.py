@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from ..priors import Categorical, Gaussian, Prior
-from ._common import _FP32, ReferenceAAE, as_batch, check_int
+from ._common import _FP32, ReferenceAAE, as_batch, at_least_float32, check_int
 from .networks import check_hidden, mlp
 
 __all__ = ["CategoricalCodes"]
@@ -163,7 +163,7 @@ class CategoricalAAE(ReferenceAAE):
     def encode(self, x: torch.Tensor) -> CategoricalCodes:
         """``CategoricalCodes(y, z)``: softmax probabilities q(y|x) [N, K] and style z [N, D]."""
         logits, z = self._heads(self._check_x(x))
-        return CategoricalCodes(torch.softmax(logits.float(), dim=1).to(z.dtype), z)
+        return CategoricalCodes(torch.softmax(at_least_float32(logits), dim=1).to(z.dtype), z)
 
     def decode(self, z: torch.Tensor, y: torch.Tensor, *, logits: bool = False) -> torch.Tensor:
         """Images [N, input_dim] from style z [N, D] and category y: int64 ids [N], or one-hot /
@@ -176,7 +176,7 @@ class CategoricalAAE(ReferenceAAE):
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         """Probabilities [N, input_dim]: x through the encoder (soft y) and the decoder."""
         logits, z = self._heads(self._check_x(x))
-        y = torch.softmax(logits.float(), dim=1)
+        y = torch.softmax(at_least_float32(logits), dim=1)
         return torch.sigmoid(self.decoder(self._decoder_input(y, z)))
 
     @torch.no_grad()
@@ -247,7 +247,7 @@ class CategoricalAAE(ReferenceAAE):
         ``classification`` / ``cluster_separation`` where those phases / terms exist."""
         amp = amp or _FP32
         batch = as_batch(batch)
-        x = self._check_x(batch["x"])
+        x = self._check_x(batch["x"], min_rows=1)
         n = x.shape[0]
         if self.classification_phase:
             xl, yl, masked = self._labelled_source(batch, n)
@@ -255,7 +255,7 @@ class CategoricalAAE(ReferenceAAE):
         # 1. Reconstruction phase.
         with amp.autocast():
             logits, z = self._heads(self._corrupt(x))
-            y = torch.softmax(logits.float(), dim=1)
+            y = torch.softmax(at_least_float32(logits), dim=1)
             rec = self.reconstruction_loss(self.decoder(self._decoder_input(y, z)), x)
             extra = self._extra_autoencoder_loss()
             loss = rec + sum(extra.values()) if extra else rec
@@ -264,7 +264,8 @@ class CategoricalAAE(ReferenceAAE):
         # 2. Regularization phase: both discriminators, then the encoder as generator.
         with amp.autocast():
             logits, z = self._heads(self._corrupt(x))
-            y = torch.softmax(logits.float(), dim=1)
+            # In the codes' dtype: discriminator_y(y) below must match its weights (fp64 models).
+            y = torch.softmax(at_least_float32(logits), dim=1).to(z.dtype)
             y_real = self._sample(self.category_prior, n)
             z_real = self._sample(self.prior, n)
             ry, fy = self.discriminator_y(torch.cat((y_real, y.detach().to(y_real.dtype)))).split(n)
@@ -295,10 +296,10 @@ class CategoricalAAE(ReferenceAAE):
             with amp.autocast():
                 logits_l, _ = self._heads(self._corrupt(xl))
                 if masked:  # rows with y = -1 carry no label
-                    ce = F.cross_entropy(logits_l.float(), yl, ignore_index=-1, reduction="sum")
+                    ce = F.cross_entropy(at_least_float32(logits_l), yl, ignore_index=-1, reduction="sum")
                     ce = ce / (yl >= 0).sum().clamp(min=1)
                 else:
-                    ce = F.cross_entropy(logits_l.float(), yl)
+                    ce = F.cross_entropy(at_least_float32(logits_l), yl)
             self._update(ce, optimizers["classifier"], amp)
             out["classification"] = ce.detach()
         return out
@@ -310,7 +311,7 @@ class CategoricalAAE(ReferenceAAE):
         batch = as_batch(batch)
         x = self._check_x(batch["x"])
         logits, z = self._heads(x)
-        y = torch.softmax(logits.float(), dim=1)
+        y = torch.softmax(at_least_float32(logits), dim=1)
         out = {
             "reconstruction": self.reconstruction_loss(self.decoder(self._decoder_input(y, z)), x)
         }
@@ -322,4 +323,5 @@ class CategoricalAAE(ReferenceAAE):
             labelled = labels >= 0
             wrong = (logits.argmax(dim=1) != labels) & labelled
             out["error"] = wrong.sum() / labelled.sum().clamp(min=1)
+            out["weights"] = {"error": labelled.sum()}  # a ratio over the labelled rows only
         return out

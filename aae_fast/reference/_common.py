@@ -15,7 +15,9 @@ trained by the Trainer, the fused ones included):
     pass and one optimiser step. Returns the phase losses as detached 0-dim device tensors (never
     ``.item()``: reading them would synchronise a GPU every step).
 ``model.validation_step(batch) -> dict[str, Tensor]``
-    held-out losses (no parameter update).
+    held-out losses (no parameter update). A metric that is a ratio over some of the rows (the
+    classification ``error``, over the labelled ones) comes with its row count under
+    ``"weights"`` (``{"error": count}``), so that the Trainer's mean over batches weighs it right.
 
 ``batch`` is a dict: ``x`` [N, input_dim] float, ``y`` [N] int64 or None (-1 marks an unlabelled
 row), and for the semi-supervised variants optionally ``x_labelled`` / ``y_labelled``, a labelled
@@ -30,6 +32,7 @@ the model knowing: ``amp.autocast()`` is a context manager around every forward 
 from __future__ import annotations
 
 import contextlib
+import operator
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -131,10 +134,22 @@ def _shape(t: torch.Tensor) -> str:
     return "[" + ", ".join(str(s) for s in t.shape) + "]"
 
 
+def at_least_float32(t: torch.Tensor) -> torch.Tensor:
+    """The dtype policy of the losses: 16-bit values widened to float32, float64 kept."""
+    return t if t.dtype == torch.float64 else t.float()
+
+
 def check_int(value: Any, name: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+    """``value`` as an int >= ``minimum``; numpy and 0-dim tensor integers count as ints."""
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        number = operator.index(value)
+    except TypeError:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}") from None
+    if number < minimum:
         raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return value
+    return number
 
 
 class DecodesPriorSamples:
@@ -276,7 +291,7 @@ class ReferenceAAE(nn.Module):
         raise NotImplementedError
 
     # -- checks -------------------------------------------------------------------------------
-    def _check_x(self, x: Any, name: str = "x") -> torch.Tensor:
+    def _check_x(self, x: Any, name: str = "x", min_rows: int = 0) -> torch.Tensor:
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
         if x.dim() != 2 or x.shape[1] != self.input_dim:
@@ -285,6 +300,8 @@ class ReferenceAAE(nn.Module):
             )
         if not x.is_floating_point():
             raise TypeError(f"{name} must be a floating tensor, got {x.dtype}")
+        if x.shape[0] < min_rows:
+            raise ValueError(f"{name} must hold at least {min_rows} row(s) here, got {_shape(x)}")
         return x
 
     def _check_code(self, z: Any, dim: int, name: str = "z") -> torch.Tensor:
@@ -316,7 +333,7 @@ class ReferenceAAE(nn.Module):
         if y.dtype != torch.int64:
             raise TypeError(f"{name} must have dtype torch.int64, got {y.dtype}")
         if y.shape != (n,):
-            raise ValueError(f"{name} must have shape [{n}] to match x, got {_shape(y)}")
+            raise ValueError(f"{name} must have shape [{n}] (one label per row), got {_shape(y)}")
         if n > 0:
             self._check_label_values(y, -1 if allow_unlabelled else 0, num_classes, name)
         return y
@@ -355,8 +372,7 @@ class ReferenceAAE(nn.Module):
         ``"bce"`` (default): binary cross-entropy on the decoder's logits (a Bernoulli decoder; the
         numerically stable form of a sigmoid output). ``"mse"``: squared error of the sigmoid
         output, the paper's "Euclidean cost" with a sigmoid last layer (Appendix A)."""
-        logits = logits.float()
-        x = x.float()
+        logits, x = at_least_float32(logits), at_least_float32(x)
         n = x.shape[0]
         if self.reconstruction == "bce":
             return F.binary_cross_entropy_with_logits(logits, x, reduction="sum") / n
@@ -365,7 +381,7 @@ class ReferenceAAE(nn.Module):
     @staticmethod
     def d_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
         """Discriminator loss: prior samples are "real" (1), encoder codes "fake" (0) (§2)."""
-        real_logits, fake_logits = real_logits.float(), fake_logits.float()
+        real_logits, fake_logits = at_least_float32(real_logits), at_least_float32(fake_logits)
         return F.binary_cross_entropy_with_logits(
             real_logits, torch.ones_like(real_logits)
         ) + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
@@ -374,7 +390,7 @@ class ReferenceAAE(nn.Module):
     def g_loss(fake_logits: torch.Tensor) -> torch.Tensor:
         """Generator (encoder) loss, the non-saturating form -log D(q(z|x)) (Goodfellow et al.,
         2014, which the AAE's regularization phase uses, §2)."""
-        fake_logits = fake_logits.float()
+        fake_logits = at_least_float32(fake_logits)
         return F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
 
     @staticmethod

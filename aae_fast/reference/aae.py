@@ -295,7 +295,7 @@ class AdversarialAutoencoder(DecodesPriorSamples, ReferenceAAE):
         Returns detached 0-dim tensors ``reconstruction``, ``discriminator``, ``generator``."""
         amp = amp or _FP32
         batch = as_batch(batch)
-        x = self._check_x(batch["x"])
+        x = self._check_x(batch["x"], min_rows=1)
         n = x.shape[0]
         y = batch.get("y")
         if self.label_conditioned:
@@ -359,4 +359,5 @@ class AdversarialAutoencoder(DecodesPriorSamples, ReferenceAAE):
             labelled = y >= 0
             wrong = (self.predict(x) != y) & labelled
             out["error"] = wrong.sum() / labelled.sum().clamp(min=1)
+            out["weights"] = {"error": labelled.sum()}  # a ratio over the labelled rows only
         return out

@@ -21,6 +21,7 @@ from torch import nn
 
 from ..priors import Prior
 from ._categorical import CategoricalAAE
+from ._common import at_least_float32
 from .networks import init_normal_
 
 __all__ = ["DimReductionAAE", "DimReductionCodes"]
@@ -168,7 +169,7 @@ class DimReductionAAE(CategoricalAAE):
 
     def head_distances(self) -> torch.Tensor:
         """Euclidean distances between the K cluster heads, [K, K]."""
-        w = self.heads().float()
+        w = at_least_float32(self.heads())
         return (w[:, None, :] - w[None, :, :]).pow(2).sum(-1).clamp(min=1e-12).sqrt()
 
     def separation_cost(self) -> torch.Tensor:
@@ -183,5 +184,5 @@ class DimReductionAAE(CategoricalAAE):
     def encode(self, x: torch.Tensor) -> DimReductionCodes:
         """``DimReductionCodes(y, z, representation)``; ``representation = W_c y + z`` [N, n]."""
         logits, z = self._heads(self._check_x(x))
-        y = torch.softmax(logits.float(), dim=1).to(z.dtype)
+        y = torch.softmax(at_least_float32(logits), dim=1).to(z.dtype)
         return DimReductionCodes(y, z, self._decoder_input(y, z))

@@ -167,7 +167,7 @@ class SupervisedAAE(ReferenceAAE):
         (discriminator step, then generator step) on the style code (§4, §2)."""
         amp = amp or _FP32
         batch = as_batch(batch)
-        x = self._check_x(batch["x"])
+        x = self._check_x(batch["x"], min_rows=1)
         n = x.shape[0]
         y = self._check_labels(
             batch.get("y"),

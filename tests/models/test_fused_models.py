@@ -151,3 +151,35 @@ def test_inductor_compiled_fused_networks_take_the_reference_steps():
     torch._dynamo.reset()
     reference, model = _compiled_twins("aae-gaussian", "inductor")
     _assert_same_steps(reference, model, "aae-gaussian", 5)
+
+
+@pytest.mark.parametrize("cls_name, kwargs", [("SemiSupervisedAAE", {"num_classes": 4}),
+                                              ("ClusteringAAE", {"num_clusters": 4}),
+                                              ("DimReductionAAE", {"num_clusters": 4})])
+def test_categorical_variants_train_in_float64_with_float64_losses(cls_name, kwargs):
+    # The softmax codes fed to the category discriminator keep the model's dtype, and the losses
+    # of a float64 model stay float64 on both backends (16-bit ones are widened to float32).
+    g = torch.Generator().manual_seed(0)
+    batch = {"x": torch.rand(8, 12, generator=g, dtype=torch.float64),
+             "x_labelled": torch.rand(8, 12, generator=g, dtype=torch.float64),
+             "y_labelled": torch.arange(8) % 4}
+    dtypes = {}
+    for backend in ("fused", "eager"):
+        model = getattr(af, cls_name)(input_dim=12, latent_dim=3, hidden=(16, 16), backend=backend,
+                                      **kwargs).double()
+        out = model.training_step(batch, model.configure_optimizers())
+        dtypes[backend] = {k: v.dtype for k, v in out.items()}
+        assert set(dtypes[backend].values()) == {torch.float64}, (backend, dtypes[backend])
+    assert dtypes["fused"] == dtypes["eager"]
+
+
+@pytest.mark.parametrize("backend", ["fused", "eager"])
+def test_an_empty_batch_is_named_and_generate_takes_numpy_ints(backend):
+    model = af.AdversarialAutoencoder(input_dim=12, latent_dim=3, hidden=(8,), backend=backend)
+    with pytest.raises(ValueError, match=r"x must hold at least 1 row\(s\) here, got \[0, 12\]"):
+        model.training_step({"x": torch.rand(0, 12)}, model.configure_optimizers())
+    import numpy as np
+    assert model.generate(np.int64(3)).shape == (3, 12)
+    assert model.generate(torch.tensor(2)).shape == (2, 12)
+    with pytest.raises(ValueError, match="n must be an int >= 0, got 2.5"):
+        model.generate(2.5)

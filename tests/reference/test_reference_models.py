@@ -492,7 +492,7 @@ def test_labels_out_of_range():
         )
     with pytest.raises(TypeError, match="must have dtype torch.int64, got torch.float32"):
         model.training_step({"x": b["x"], "y": torch.zeros(N)}, opts)
-    with pytest.raises(ValueError, match=r"must have shape \[7\] to match x, got \[6\]"):
+    with pytest.raises(ValueError, match=r"must have shape \[7\] \(one label per row\), got \[6\]"):
         model.training_step({"x": b["x"], "y": torch.zeros(6, dtype=torch.int64)}, opts)
     semi = make("semi-supervised")
     with pytest.raises(ValueError, match=r"labels must lie in \[0, 4\)"):
