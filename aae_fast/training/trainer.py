@@ -105,6 +105,13 @@ def _qualname(obj: Any) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
+def _family(obj: Any) -> str:
+    """The model's reference class: a fused model and its eager twin share it (and state_dict
+    keys), so a checkpoint of either resumes the other."""
+    cls = getattr(type(obj), "reference_class", type(obj))
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
 #: The networks' compiled calls share one code object (``call`` below; ``nn.Module.compile``'s
 #: ``_call_impl`` too), and by default Dynamo's recompile limit (8) counts every compilation of a
 #: code object: the encoder, the decoder, the discriminator with and without gradients, eval mode,
@@ -653,7 +660,10 @@ class Trainer:
         data: ArrayDataset | torch.Tensor | Sequence[torch.Tensor],
         batch_size: int = 1000,
     ) -> dict[str, float]:
-        """Row-weighted means of ``model.validation_step`` over ``data`` (in order, unshuffled).
+        """Means of ``model.validation_step`` over ``data`` (in order, unshuffled), each batch's
+        value weighted by its rows, or, for a metric that is a ratio over some of the rows (the
+        classification ``error`` over the labelled ones), by the count the step returns for it
+        under ``"weights"`` (a dict); a metric no row counted for is left out.
 
         Training's random streams are left where they were (torch's global and CUDA generators,
         the model's own): a validation step that draws noise (a VAE's) must not change what the
@@ -671,7 +681,7 @@ class Trainer:
         was_training = self.model.training
         self.model.eval()
         sums: dict[str, torch.Tensor] = {}
-        rows = 0
+        counts: dict[str, torch.Tensor | int] = {}
         model_rng = self._model_rng_state()
         cuda_devices = [self.device] if self.device.type == "cuda" else []
         try:
@@ -681,15 +691,17 @@ class Trainer:
                     n = b["x"].shape[0]
                     with self._amp.autocast():
                         out = self.model.validation_step(b)
+                    weights = dict(out.pop("weights", None) or {})
                     for k, v in out.items():
-                        v = v.detach().float() * n
+                        w = weights.get(k, n)
+                        v = v.detach().double() * w
                         sums[k] = sums[k] + v if k in sums else v
-                    rows += n
+                        counts[k] = counts[k] + w if k in counts else w
         finally:
             self.model.train(was_training)
             if model_rng is not None:
                 self._model_rng_methods()[1](model_rng)
-        return {k: float(v) / rows for k, v in sums.items()}
+        return {k: float(sums[k]) / float(counts[k]) for k in sums if float(counts[k]) > 0}
 
     # -- checkpoints --------------------------------------------------------------------------
     def _rank_state(self) -> dict[str, Any]:
@@ -717,6 +729,7 @@ class Trainer:
             "format": CHECKPOINT_FORMAT,
             "version": CHECKPOINT_VERSION,
             "model_class": _qualname(self.model),
+            "model_family": _family(self.model),
             "model_config": getattr(self.model, "config", None),
             "model": self.model.state_dict(),
             "optimizers": {k: self._optimizer_state(k) for k in self.optimizers},
@@ -794,10 +807,13 @@ class Trainer:
         """Restore model, optimisers, schedulers, scaler, counters, history and random states from a
         checkpoint, so that the next :meth:`fit` continues the saved run exactly."""
         state = load_checkpoint(path, map_location=self.device)
-        expected = _qualname(self.model)
-        if state["model_class"] != expected:
+        # Compared by family: a fused model's checkpoint resumes its eager twin and back.
+        saved_family = state.get("model_family")  # absent from checkpoints before 2026-11-26
+        if (saved_family != _family(self.model) if saved_family is not None
+                else state["model_class"] != _qualname(self.model)):
             raise ValueError(
-                f"checkpoint: {path} holds a {state['model_class']}, but the model is a {expected}"
+                f"checkpoint: {path} holds a {state['model_class']}, but the model is a "
+                f"{_qualname(self.model)}"
             )
         t = state["trainer"]
         saved_world = int(t.get("world_size", 1))

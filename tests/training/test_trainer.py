@@ -429,3 +429,41 @@ def test_keyboard_interrupt_raised_inside_a_step_still_saves(tmp_path, small_dat
     with pytest.raises(KeyboardInterrupt):
         trainer.fit(train, max_steps=20)
     assert trainer.global_step == 2
+
+
+
+def test_evaluate_weighs_the_error_by_its_labelled_rows():
+    """The classification error is a ratio over the labelled rows: its mean over batches must not
+    depend on the batch size (it was weighted by all rows)."""
+    model = af.SemiSupervisedAAE(input_dim=12, latent_dim=3, num_classes=4, hidden=(16, 16))
+    x = torch.rand(8, 12, generator=torch.Generator().manual_seed(0))
+    y = torch.tensor([-1, -1, -1, -1, -1, -1, 0, 1])
+    trainer = Trainer(model, progress=False)
+    whole = trainer.evaluate((x, y))
+    for batch_size in (1, 2, 3):
+        parts = trainer.evaluate((x, y), batch_size=batch_size)
+        assert parts["error"] == pytest.approx(whole["error"]), batch_size
+        assert parts["reconstruction"] == pytest.approx(whole["reconstruction"], rel=1e-6)
+    unlabelled = trainer.evaluate((x, torch.full((8,), -1)))
+    assert "error" not in unlabelled  # no labelled row: no error, rather than a made-up 0
+
+
+@pytest.mark.parametrize("saved, resumed", [("fused", "eager"), ("eager", "fused")])
+def test_a_checkpoint_resumes_the_other_backend(tmp_path, saved, resumed):
+    """A fused model and its eager twin share their state_dict keys: a Trainer checkpoint of one
+    continues in the other."""
+    x = torch.rand(64, 12, generator=torch.Generator().manual_seed(0))
+    trainer = Trainer(af.AdversarialAutoencoder(12, 3, (16, 16), backend=saved), batch_size=8,
+                      out_dir=tmp_path, progress=False)
+    trainer.fit(x, max_steps=3)
+    other = Trainer.resume(tmp_path / "checkpoint.pt",
+                           af.AdversarialAutoencoder(12, 3, (16, 16), backend=resumed), progress=False)
+    assert other.global_step == 3
+    for a, b in zip(trainer.model.state_dict().values(), other.model.state_dict().values()):
+        assert torch.equal(a, b)
+    other.fit(x, max_steps=5)
+    assert other.global_step == 5
+    with pytest.raises(ValueError, match="holds a .*AdversarialAutoencoder, but the model is a "
+                                         ".*SemiSupervisedAAE"):
+        Trainer.resume(tmp_path / "checkpoint.pt", af.SemiSupervisedAAE(12, 3, hidden=(16, 16),
+                       backend=resumed), progress=False)
