@@ -990,6 +990,8 @@ def run_suite(
         cmd = [
             sys.executable, "-m", "pytest", str(suite), "--benchmark-only", "-p", "no:cacheprovider",
             f"--benchmark-json={raw}", f"--junitxml={junit}", "-v", "--rootdir", str(suite),
+            # pytest-benchmark's own storage (.benchmarks/ in the working directory) is not ours.
+            f"--benchmark-storage=file://{Path(tmp) / 'storage'}",
             "-o", "python_files=bench_*.py test_*.py",  # also where no pytest config lies above SUITE
         ]
         if select:

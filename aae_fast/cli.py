@@ -20,10 +20,13 @@ def _positive_int(text: str) -> int:
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Defaults in the help, except for on/off flags (``--no-eval`` would read "default: True")."""
+    """Defaults in the help, except for on/off flags (``--no-eval`` would read "default: True")
+    and for defaults resolved later (None), whose help says what they become."""
 
     def _get_help_string(self, action):
         if isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction)):
+            return action.help
+        if action.default is None:  # resolved later; the help says how ("default 100")
             return action.help
         return super()._get_help_string(action)
 

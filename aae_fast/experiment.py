@@ -193,6 +193,12 @@ def build_model(config: RunConfig, num_classes: int = 10, total_steps: int | Non
                              prior=make_prior(config, config.latent), optimizer=config.optimizer)
     if config.model == "gmmn-ae":
         steps = config.autoencoder_steps or max(1, (total_steps or 2) // 2)
+        if total_steps is not None and steps >= total_steps:
+            # All autoencoder: the generator would never train, and its samples score nothing.
+            raise ValueError(
+                f"autoencoder_steps {steps} leaves no step for the generator in a run of "
+                f"{total_steps} steps; lower --autoencoder-steps or lengthen the run"
+            )
         return baselines.GMMNAutoencoder(latent_dim=config.latent, hidden=tuple(config.hidden),
                                          autoencoder_steps=steps, optimizer=config.optimizer)
 

@@ -122,6 +122,10 @@ def compare(steps: int = 20, hidden=(1000, 1000), batch_size: int = 100, seed: i
         data = torch.rand(batch_size, 784, generator=torch.Generator().manual_seed(seed))
     plain = make_pythae_aae(hidden=hidden, seed=seed)
     fast = af.accelerate(copy.deepcopy(plain))
+    # A warm-up run of each first, on copies: the first training in a process pays one-off costs
+    # (imports, allocator, thread pools) that would otherwise be charged to whichever runs first.
+    train(copy.deepcopy(plain), data, 1, batch_size, seed)
+    train(copy.deepcopy(fast), data, 1, batch_size, seed)
     losses_plain, t_plain = train(plain, data, steps, batch_size, seed)
     losses_fast, t_fast = train(fast, data, steps, batch_size, seed)
     return losses_plain, losses_fast, t_plain, t_fast, plain, fast

@@ -105,6 +105,8 @@ def test_sample_writes_a_plot(tmp_path):
         (["train", "--clusters", "5"], "clusters applies to --model clustering and dim-reduction only"),
         (["train", "--labels-per-class", "5"], "labels_per_class applies to --model semi-supervised"),
         (["sample", "--latent-dim", "0"], "expected a positive integer, got 0"),
+        (["train", "--model", "gmmn-ae", "--data", f"mnist:{MNIST}", "--autoencoder-steps", "20",
+          "--max-steps", "20"], "autoencoder_steps 20 leaves no step for the generator in a run of 20"),
         (["sample", "--device", "gpu"], "invalid choice: 'gpu'"),
     ],
 )
