@@ -36,7 +36,8 @@ PAPER_FLAGS = ["--optimizer", "sgd", "--epochs", str(PAPER_EPOCHS)]
 def parser(description: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--budget", choices=BUDGETS, default="short",
-                   help="tiny: smoke test; short: the runs of RESULTS.md; paper: the paper's schedule")
+                   help="tiny: smoke test; short (default): the runs of RESULTS.md, minutes to hours; "
+                        "paper: the paper's schedule")
     p.add_argument("--out", type=Path, required=True, help="root directory of the runs (one sub-directory each)")
     p.add_argument("--mnist", default=f"mnist:{MNIST_DIR}",
                    help="MNIST data spec: mnist:DIR (only t10k files: split 8000/2000; full files: the paper's split)")

@@ -1,4 +1,4 @@
-"""Experiment 5: the figures of the paper's qualitative sections (Figures 2, 4, 5 and 7).
+"""Experiment 5: the figures of the paper's qualitative sections (Figures 2, 4 and 5, and the priors).
 
   * 2-D latent codes of the test set under the Gaussian, the 10-component mixture and the swiss-roll
     priors, with and without label conditioning (Figures 2 and 4): latent_vs_prior.png / latent.png;

@@ -7,8 +7,8 @@ discriminators, the paper's three phases). "100 labels" = 10 per class, "1000" =
 class; on the 8,000-image MNIST split that is nearly all of its labels).
 
     python experiments/semi_supervised.py --budget short --out runs/exp/semi   # RESULTS.md
-    python experiments/semi_supervised.py --budget paper --mnist mnist:FULL_MNIST_DIR --seeds 0,1,2,3,4 \
-        --labels 100,1000,all --out runs/exp/semi-paper
+    python experiments/semi_supervised.py --budget paper --mnist mnist:FULL_MNIST_DIR \\
+        --seeds 0,1,2,3,4 --labels 100,1000,all --out runs/exp/semi-paper
 """
 
 from __future__ import annotations

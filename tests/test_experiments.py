@@ -118,10 +118,19 @@ def test_overview_quotes_only_mnist_runs_against_the_paper(tmp_path):
                        (("mnist", 0.5), ("fashion", 0.75))],
         "dimred": [{"data_set": d, "mode": "unsupervised", "test_error": e, "steps": 10} for d, e in
                    (("mnist", 0.25), ("fashion", 0.625))],
+        # A --data fashion run written into parzen-mnist / semi-mnist must not be quoted either,
+        # nor averaged into the MNIST seeds.
+        "parzen-mnist": [{"data_set": d, "model": "aae", "parzen_log_likelihood": ll, "parzen_sem": 1.0,
+                          "steps": 10} for d, ll in (("mnist", 123.0), ("fashion", -419.0))],
+        "semi-mnist": [{"data_set": d, "labels": "100", "test_error": e, "steps": 10} for d, e in
+                       (("mnist", 0.125), ("fashion", 0.375))],
     }
     for name, rows in runs.items():
         (tmp_path / name).mkdir()
-        (tmp_path / name / "summary.json").write_text(json.dumps({"runs": rows}))
+        (tmp_path / name / "summary.json").write_text(json.dumps({"budget": "tiny", "runs": rows}))
     table = _load("report").overview(tmp_path)
     assert "| 50.00 |" in table and "| 25.00 |" in table
     assert "75.00" not in table and "62.50" not in table
+    assert "123 ± 1" in table and "-419" not in table
+    assert "| 12.50 (1 seed) |" in table
+    assert "tiny budget" in table and "short" not in table
