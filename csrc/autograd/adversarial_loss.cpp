@@ -15,6 +15,7 @@
 #include <tuple>
 
 #include "aae_fast/autograd.h"
+#include "aae_fast/loss_checks.h"
 
 namespace aae_fast {
 namespace autograd {
@@ -42,7 +43,7 @@ at::Tensor g_loss_below_autograd(const at::Tensor& fake_logits) {
 // in the loss dtype, returned in x's dtype; differentiable (ATen ops), for create_graph=True.
 // aae_fast/ops/adversarial_loss.py's _scaled_sigmoid is the same formula.
 at::Tensor scaled_sigmoid(const at::Tensor& grad, const at::Tensor& x, double sign) {
-  const at::ScalarType acc = x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+  const at::ScalarType acc = loss_dtype(x.scalar_type());
   at::Tensor coef = grad.to(acc);
   if (x.numel() > 0) coef = coef * (sign / static_cast<double>(x.numel()));
   return (coef * at::sigmoid(x.to(acc) * sign)).to(x.scalar_type());

@@ -15,6 +15,7 @@
 #include <tuple>
 
 #include "aae_fast/autograd.h"
+#include "aae_fast/loss_checks.h"
 
 namespace aae_fast {
 namespace autograd {
@@ -39,7 +40,7 @@ std::tuple<at::Tensor, at::Tensor> loss_backward_differentiable(const at::Tensor
                                                                 const at::Tensor& output,
                                                                 const at::Tensor& target,
                                                                 c10::string_view kind) {
-  const at::ScalarType acc = output.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+  const at::ScalarType acc = loss_dtype(output.scalar_type());
   const at::Tensor o = output.to(acc);
   const at::Tensor t = target.to(acc);
   at::Tensor c = grad.to(acc);
