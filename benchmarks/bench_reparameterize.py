@@ -1,5 +1,7 @@
 """gaussian_reparameterize: aae_fast's one-pass op (Philox noise generated in the kernel, regenerated
-in the backward) against the eager composite a user writes and against torch.compile of it:
+in the backward) against the eager composite a user writes, against torch.compile of it
+("compiled-eager", inductor) and against torch.compile(backend="aae_fast") of it
+("aae_fast_compile": the graph rewrite puts the fused op in the composite's place, then inductor):
 
     z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
 
@@ -14,11 +16,12 @@ import pytest
 import torch
 
 import aae_fast as af
+from aae_fast import compile_backend
 from aae_fast.random import PhiloxGenerator
 from conftest import record_throughput, run_timed
 
 SHAPES = [(100, 8), (1000, 8), (100_000, 8), (1000, 1000)]
-IMPLS = ["fused", "eager", "compiled-eager"]
+IMPLS = ["fused", "eager", "compiled-eager", "aae_fast_compile"]
 MODES = ["fwd", "bwd", "fwd+bwd"]
 
 
@@ -26,7 +29,10 @@ def eager_reparameterize(mu, logvar):
     return mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
 
 
-_compiled = torch.compile(eager_reparameterize, dynamic=False)
+_COMPILED = {
+    "compiled-eager": torch.compile(eager_reparameterize, dynamic=False),
+    "aae_fast_compile": torch.compile(eager_reparameterize, dynamic=False, backend="aae_fast"),
+}
 
 
 def rounds_for(elements: int) -> int:
@@ -47,7 +53,7 @@ def test_gaussian_reparameterize(benchmark, device, impl, mode, shape):
         gen = PhiloxGenerator(seed=0, device=device)
         fn = lambda: af.ops.gaussian_reparameterize(mu, logvar, generator=gen)  # noqa: E731
     else:
-        impl_fn = eager_reparameterize if impl == "eager" else _compiled
+        impl_fn = eager_reparameterize if impl == "eager" else _COMPILED[impl]
         fn = lambda: impl_fn(mu, logvar)  # noqa: E731
     if mode == "fwd":
         timed = fn
@@ -59,5 +65,8 @@ def test_gaussian_reparameterize(benchmark, device, impl, mode, shape):
     elements = B * D
     run_timed(benchmark, timed, device, rounds=rounds_for(elements), warmup=5)
     benchmark.extra_info.update(batch=B, dim=D, impl=impl, mode=mode)
+    if impl == "aae_fast_compile":  # the composite's graph holds the fused op, not randn_like
+        benchmark.extra_info["rewrites"] = compile_backend.last_report().count("reparameterize")
+        assert benchmark.extra_info["rewrites"] == 1
     nbytes = {"fwd": 3, "bwd": 4, "fwd+bwd": 7}[mode] * elements * 4
     record_throughput(benchmark, elements, nbytes=nbytes, unit="elements")

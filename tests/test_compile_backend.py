@@ -457,6 +457,246 @@ def test_in_place_ops_and_grad_mode_inside_a_pattern(fn, shapes, rewrites):
 
 
 # ------------------------------------------------------------------------------------------------
+# Gaussian sampling: the reparameterisation trick and prior sampling. The rewritten graph draws its
+# noise from aae_fast's Philox stream, seeded from torch's default generator, so under one seed
+# it computes exactly what the aae_fast op computes when called directly (inductor, too, draws
+# other numbers than eager: neither matches the eager graph's randn).
+
+
+def reparam_spellings():
+    def half_mul(mu, lv):
+        std = torch.exp(0.5 * lv)
+        eps = torch.randn_like(std)
+        return mu + eps * std
+
+    def half_div_method(mu, lv):
+        return (lv / 2).exp() * torch.randn_like(mu) + mu
+
+    def mul_method(mu, lv):
+        return torch.add(mu, torch.mul(torch.randn(mu.shape[0], mu.shape[1]), lv.mul(0.5).exp()))
+
+    def shape_tuple(mu, lv):
+        return mu + torch.exp(lv * 0.5) * torch.randn(mu.shape, dtype=mu.dtype)
+
+    return [half_mul, half_div_method, mul_method, shape_tuple]
+
+
+@pytest.mark.parametrize("fn", reparam_spellings(), ids=lambda f: f.__name__)
+def test_reparameterization_is_rewritten_and_draws_the_fused_ops_numbers(fn):
+    g = torch.Generator().manual_seed(11)
+    mu, lv = torch.randn(6, 5, generator=g), torch.randn(6, 5, generator=g)
+    c = compiled(fn)
+    torch.manual_seed(3)
+    actual = run(c, nn.Module(), [mu, lv])
+    assert [r.op for r in cb.last_report().rewrites] == ["gaussian_reparameterize"]
+    torch.manual_seed(3)
+    expected = run(lambda m, v: aae_fast.ops.gaussian_reparameterize(m, v), nn.Module(), [mu, lv])
+    assert_same_run(actual, expected, rtol=0, atol=0)
+    # The gradients the op's formula gives (dz/dmu = 1, dz/dlogvar = (z - mu) / 2), and a draw
+    # that differs from the eager graph's randn under the same seed.
+    torch.manual_seed(3)
+    z, (gmu, glv), _ = run(c, nn.Module(), [mu, lv], grad_seed=5)
+    upstream = torch.randn(6, 5, generator=torch.Generator().manual_seed(5))
+    assert_close(gmu, upstream, "grad mu")
+    assert_close(glv, 0.5 * upstream * (z - mu), "grad logvar")
+    torch.manual_seed(3)
+    assert not torch.equal(z, fn(mu, lv))
+
+
+def test_reparameterization_with_a_log_std():
+    """mu + exp(s) * eps: logvar = 2 s, and the gradient reaches s through it."""
+
+    def fn(mu, log_std):
+        return mu + log_std.exp() * torch.randn_like(mu)
+
+    g = torch.Generator().manual_seed(12)
+    mu, s = (torch.randn(4, 3, dtype=torch.float64, generator=g) for _ in range(2))
+    torch.manual_seed(8)
+    z, (gmu, gs), _ = run(compiled(fn), nn.Module(), [mu, s])
+    assert [r.op for r in cb.last_report().rewrites] == ["gaussian_reparameterize(2 * log std)"]
+    assert z.dtype == torch.float64
+    torch.manual_seed(8)
+    assert torch.equal(z, aae_fast.ops.gaussian_reparameterize(mu, 2 * s))
+    upstream = torch.randn(4, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    assert_close(gs, upstream * (z - mu), "grad log std")
+
+
+def test_reparameterization_statistics_under_inductor():
+    """The default inner backend: z - mu over exp(logvar / 2) is a standard normal."""
+    torch.manual_seed(2)
+    mu, lv = torch.randn(4000, 5), torch.randn(4000, 5)
+    c = torch.compile(reparam_spellings()[0], backend="aae_fast", fullgraph=True)
+    eps = (c(mu, lv) - mu) / torch.exp(0.5 * lv)
+    assert cb.last_report().count("reparameterize") == 1
+    n = eps.numel()
+    assert abs(eps.mean().item()) < 5 / n**0.5
+    assert abs(eps.var().item() - 1) < 5 * (2 / n) ** 0.5
+    assert not torch.equal(c(mu, lv), c(mu, lv))  # fresh noise every call
+
+
+def mixture_uniform(means, n: int = 7):
+    idx = torch.randint(0, means.shape[0], (n,))
+    return means[idx] + 0.5 * torch.randn(n, means.shape[1])
+
+
+def mixture_high_only(means, n: int = 7):
+    idx = torch.randint(means.shape[0], (n,))
+    return torch.randn(n, means.shape[1]) * 0.5 + means.index_select(0, idx)
+
+
+@pytest.mark.parametrize("fn", [mixture_uniform, mixture_high_only], ids=lambda f: f.__name__)
+def test_mixture_prior_sampling_is_rewritten(fn):
+    means = torch.randn(5, 3)
+    torch.manual_seed(4)
+    actual = compiled(fn)(means)
+    report = cb.last_report()
+    assert [r.op for r in report.rewrites] == ["sample_gaussian_mixture"]
+    assert "idx" in " ".join(report.rewrites[0].nodes)  # the randint went with it
+    torch.manual_seed(4)
+    expected = aae_fast.ops.sample_gaussian_mixture(
+        7, means, torch.full((5, 3), 0.5), torch.arange(1, 6) / 5.0
+    )
+    assert torch.equal(actual, expected)
+
+
+def test_labelled_and_weighted_mixtures_keep_their_component_draw():
+    """Components drawn by multinomial or given from outside stay as they are and go to the
+    sampler as labels: each row is exactly means[label] + scale * eps for the op's eps."""
+
+    def fn(means, scale, weights, labels):
+        picked = torch.multinomial(weights, 6, replacement=True)
+        a = means[picked] + scale * torch.randn(6, 3)
+        b = means[labels] + torch.randn(6, 3)
+        return a, b, picked
+
+    means, scale = torch.randn(4, 3), torch.tensor([0.5, 1.0, 2.0])
+    weights, labels = torch.tensor([0.1, 0.2, 0.3, 0.4]), torch.tensor([0, 3, 3, 1, 2, 0])
+    torch.manual_seed(9)
+    a, b, picked = compiled(fn)(means, scale, weights, labels)
+    assert [r.op for r in cb.last_report().rewrites] == ["sample_gaussian_mixture(labels)"] * 2
+    torch.manual_seed(9)
+    picked_ref = torch.multinomial(weights, 6, replacement=True)
+    cum = torch.arange(1, 5) / 4.0
+    a_ref = aae_fast.ops.sample_gaussian_mixture(6, means, scale.expand(4, 3).contiguous(), cum,
+                                                 picked_ref)
+    b_ref = aae_fast.ops.sample_gaussian_mixture(6, means, torch.ones(4, 3), cum, labels)
+    assert torch.equal(picked, picked_ref) and torch.equal(a, a_ref) and torch.equal(b, b_ref)
+
+
+def test_gaussian_prior_sampling_is_rewritten():
+    def fn(mean, std):
+        return mean + std * torch.randn(2000, 3)
+
+    mean, std = torch.tensor([1.0, -2.0, 0.0]), torch.tensor([0.5, 1.0, 3.0])
+    z = compiled(fn)(mean, std)
+    assert [r.op for r in cb.last_report().rewrites] == ["sample_gaussian_mixture"]
+    eps = (z - mean) / std
+    assert abs(eps.mean().item()) < 5 / eps.numel() ** 0.5
+    assert abs(eps.var().item() - 1) < 5 * (2 / eps.numel()) ** 0.5
+
+
+def test_prior_sampling_in_half_precision_keeps_the_dtype():
+    means = torch.randn(3, 4, dtype=torch.bfloat16)
+    compiled(mixture_uniform)(means)
+    assert cb.last_report().count("prior_sample") == 0  # randn is float32 here: dtypes differ
+
+    def fn(m):
+        idx = torch.randint(0, 3, (7,))
+        return m[idx] + torch.randn(7, 4, dtype=torch.bfloat16)
+
+    z = compiled(fn)(means)
+    assert cb.last_report().count("prior_sample") == 1 and z.dtype == torch.bfloat16
+
+
+class SamplingNotRewritten(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.means = nn.Parameter(torch.randn(4, 3))  # learned: the sampler has no gradient
+
+    def forward(self, mu, lv, sigma):
+        eps = torch.randn_like(mu)
+        a = mu + torch.exp(0.5 * lv) * eps + eps  # the noise is used twice
+        b = mu + torch.exp(0.5 * lv[0]) * torch.randn_like(mu)  # broadcast log-variance
+        c = mu + torch.sqrt(sigma) * torch.randn_like(mu)  # not exp
+        idx = torch.randint(0, 4, (5,))
+        d = self.means[idx] + 0.1 * torch.randn(5, 3)
+        e = sigma.mean(0) + -1.0 * torch.randn(5, 3)  # a negative scale
+        return torch.cat([a, b, c]), torch.cat([d, e])
+
+
+def test_sampling_patterns_left_alone_compute_what_eager_computes():
+    model = SamplingNotRewritten()
+    g = torch.Generator().manual_seed(3)
+    inputs = [torch.randn(6, 3, generator=g), torch.randn(6, 3, generator=g),
+              torch.rand(6, 3, generator=g)]
+    torch.manual_seed(0)
+    actual = compiled(model, patterns=("reparameterize", "prior_sample"))(*inputs)
+    report = cb.last_report()
+    torch._dynamo.reset()
+    torch.manual_seed(0)
+    expected = compiled(model, patterns=())(*inputs)  # the same graph, no rewrite
+    for a, e in zip(actual, expected, strict=True):
+        assert torch.equal(a, e)  # the same randn draws: nothing was rewritten
+    assert report.count("reparameterize") == 0 and report.count("prior_sample") == 0
+    reasons = " | ".join(s.reason for s in report.skipped)
+    for fragment in ("the noise", "not 2-D", "require grad", "finite constant >= 0"):
+        assert fragment in reasons, fragment
+
+
+def test_bare_standard_normals_on_the_cpu_are_rewritten():
+    """z_real = torch.randn_like(z_fake), the usual prior sample: the sampler (K = 1, loc 0, scale
+    1) in its place, in the node's dtype; other ranks stay torch.randn."""
+
+    def fn(z):
+        return torch.randn_like(z), torch.randn(z.shape[0], 3, dtype=torch.float64), torch.randn(4)
+
+    z = torch.zeros(5, 2)
+    torch.manual_seed(6)
+    real, other, flat = compiled(fn)(z)
+    assert [r.op for r in cb.last_report().rewrites] == [
+        "sample_gaussian_mixture(standard normal)"] * 2
+    torch.manual_seed(6)
+    expected_real = aae_fast.ops.sample_gaussian_mixture(
+        5, torch.zeros(1, 2), torch.ones(1, 2), torch.ones(1), dtype=torch.float32)
+    expected_other = aae_fast.ops.sample_gaussian_mixture(
+        5, torch.zeros(1, 3, dtype=torch.float64), torch.ones(1, 3, dtype=torch.float64),
+        torch.ones(1, dtype=torch.float64), dtype=torch.float64)
+    expected_flat = torch.randn(4)
+    assert torch.equal(real, expected_real) and torch.equal(other, expected_other)
+    assert torch.equal(flat, expected_flat)  # torch's own draw, after the two samplers' seeds
+    torch._dynamo.reset()
+    torch.manual_seed(6)
+    kept = compiled(fn, patterns=("linear_act",))(z)
+    torch.manual_seed(6)
+    assert all(torch.equal(a, e) for a, e in zip(kept, fn(z), strict=True))
+
+
+def test_gradient_penalty_through_a_rewritten_graph_with_the_eager_inner_backend():
+    """create_graph=True through linear_act and the adversarial loss (AOTAutograd has no double
+    backward; the eager inner backend runs the inserted ops, whose gradients are differentiable)."""
+    torch.manual_seed(13)
+    model = MLP([5, 4, 1], ["torch.tanh", "torch.sigmoid"], True)
+
+    def critic_loss(x):
+        out = model(x)
+        return F.binary_cross_entropy_with_logits(out, torch.ones_like(out))
+
+    def penalised(fn, x):
+        model.zero_grad(set_to_none=True)
+        x = x.detach().clone().requires_grad_()
+        (gx,) = torch.autograd.grad(fn(x), x, create_graph=True)
+        gx.pow(2).sum().backward()
+        return {n: p.grad for n, p in model.named_parameters()}
+
+    x = torch.randn(6, 5)
+    actual = penalised(compiled(critic_loss, inner="eager"), x)
+    assert cb.last_report().count() == 3  # two linear_act, one adversarial_g_loss
+    expected = penalised(critic_loss, x)
+    for name, grad in expected.items():
+        assert_close(actual[name], grad, f"penalty gradient of {name}")
+
+
+# ------------------------------------------------------------------------------------------------
 # The plain user-written AAE (benchmarks/user_aae.py), 20 training steps.
 
 
@@ -552,7 +792,6 @@ def test_patterns_option_and_verbose_report(capsys):
 @pytest.mark.parametrize(
     "options, error",
     [
-        ({"rewrite_randn": True}, "Philox"),
         ({"patterns": ("linear_act", "gelu")}, "unknown patterns"),
         ({"inner": "aot_eager", "max_autotune": True}, "inductor settings"),
         ({"verbose": "yes"}, "verbose must be a bool"),
