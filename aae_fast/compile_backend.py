@@ -912,10 +912,7 @@ class _Rewriter:
                 continue
             pattern_nodes = [n for n in (mul, eps) if n is not None]
             if idx is None:  # one Gaussian: mean + scale * randn(n, D)
-                n, labels = _tensor(eps).shape[0], None
-                if isinstance(n, torch.SymInt):
-                    self.skip(node, "prior_sample", "the number of samples is symbolic")
-                    continue
+                n, labels = _noise_size(eps), None
             else:
                 pattern_nodes.append(chosen)
                 uniform = _uniform_choice(idx, _tensor(loc).shape[0])
@@ -944,13 +941,7 @@ class _Rewriter:
             if problem:
                 self.skip(node, "standard_normal", problem)
                 continue
-            if node.target is torch.randn_like:
-                size = node.args[0] if node.args else node.kwargs.get("input")
-            elif len(node.args) == 1 and isinstance(node.args[0], (tuple, list, fx.Node)):
-                size = node.args[0]
-            else:
-                size = tuple(node.args)
-            self.replace(node, _standard_normal, (size, t.dtype, t.device), t.dtype,
+            self.replace(node, _standard_normal, (_noise_size(node), t.dtype, t.device), t.dtype,
                          "standard_normal", "sample_gaussian_mixture(standard normal)", [], at=node)
 
     @staticmethod
@@ -1169,6 +1160,16 @@ def _uniform_choice(idx: fx.Node, k: Any) -> Any:
     return size[0] if _same_size(_meta(high), k) else None
 
 
+def _noise_size(eps: fx.Node) -> Any:
+    """What gives a randn node's [n, D] in the graph: randn_like's input (a tensor), or randn's
+    sizes (ints or SymInt nodes; a tuple of them, or one node holding them)."""
+    if eps.target is torch.randn_like:
+        return eps.args[0] if eps.args else eps.kwargs.get("input")
+    if len(eps.args) == 1 and isinstance(eps.args[0], (tuple, list, fx.Node)):
+        return eps.args[0]
+    return tuple(eps.args)
+
+
 def _only_used_by(node: fx.Node, user: fx.Node, what: str) -> str | None:
     if set(node.users) != {user}:
         return f"{what} ({node.name}) is also used elsewhere"
@@ -1182,14 +1183,20 @@ def _reparameterize_log_std(mu: torch.Tensor, log_std: torch.Tensor) -> torch.Te
 
 def _standard_normal(size, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     """[n, D] standard normals from the Philox sampler; ``size`` is [n, D] or a tensor of it."""
-    n, d = size.shape if isinstance(size, torch.Tensor) else size
+    _, d = size.shape if isinstance(size, torch.Tensor) else size
     compute = dtype if dtype in (torch.float32, torch.float64) else torch.float32
     loc = torch.zeros(1, d, dtype=compute, device=device)
-    return _sample_mixture(n, loc, 1.0, None, dtype)
+    return _sample_mixture(size, loc, 1.0, None, dtype)
 
 
 def _sample_mixture(n, loc: torch.Tensor, scale, labels, dtype: torch.dtype) -> torch.Tensor:
-    """loc[c] + scale * eps, c uniform over the K rows of loc (or ``labels``), in one pass."""
+    """loc[c] + scale * eps, c uniform over the K rows of loc (or ``labels``), in one pass.
+
+    ``n``: the number of rows, or what `_noise_size` gives (a tensor or sizes of [n, D])."""
+    if isinstance(n, torch.Tensor):
+        n = n.shape[0]
+    elif isinstance(n, (tuple, list, torch.Size)):
+        n = n[0]
     compute = loc.dtype if loc.dtype in (torch.float32, torch.float64) else torch.float32
     loc = loc.reshape(-1, loc.shape[-1])  # a [D] mean is one component
     k, d = loc.shape

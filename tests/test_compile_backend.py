@@ -671,6 +671,32 @@ def test_bare_standard_normals_on_the_cpu_are_rewritten():
     assert all(torch.equal(a, e) for a, e in zip(kept, fn(z), strict=True))
 
 
+def test_sampling_rewrites_with_a_symbolic_batch_size():
+    """dynamic=True: the sizes of the noise are SymInts; every family still rewrites, and a second
+    batch size reuses the graph."""
+
+    def fn(z, means, mean):
+        prior = torch.randn_like(z)
+        idx = torch.randint(0, means.shape[0], (z.shape[0],))
+        mixture = means[idx] + 0.5 * torch.randn(z.shape[0], means.shape[1])
+        gaussian = mean + torch.randn(z.shape[0], mean.shape[0])
+        return prior, mixture, gaussian
+
+    c = torch.compile(fn, backend="aae_fast", dynamic=True, fullgraph=True,
+                      options={"inner": "aot_eager"})
+    means, mean = torch.randn(4, 3), torch.randn(3)
+    for batch in (5, 9):
+        torch.manual_seed(batch)
+        prior, mixture, gaussian = c(torch.zeros(batch, 2), means, mean)
+        torch.manual_seed(batch)
+        ones = torch.ones(1, 2)
+        expected = aae_fast.ops.sample_gaussian_mixture(batch, ones * 0, ones, torch.ones(1))
+        assert torch.equal(prior, expected) and mixture.shape == gaussian.shape == (batch, 3)
+    assert len(cb.reports()) == 1  # one graph for both sizes
+    assert sorted(r.pattern for r in cb.last_report().rewrites) == [
+        "prior_sample", "prior_sample", "standard_normal"]
+
+
 def test_gradient_penalty_through_a_rewritten_graph_with_the_eager_inner_backend():
     """create_graph=True through linear_act and the adversarial loss (AOTAutograd has no double
     backward; the eager inner backend runs the inserted ops, whose gradients are differentiable)."""
