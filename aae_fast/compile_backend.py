@@ -42,7 +42,12 @@ Patterns rewritten (matched on ``call_function`` / ``call_method`` nodes of the 
     ``torch.randn_like(...)`` / ``torch.randn(...)`` of mu's shape, dtype and device used only
     there, no generator -> ``aae_fast.ops.gaussian_reparameterize(mu, logvar)``: logvar is L where
     s is ``0.5 * L`` / ``L * 0.5`` / ``L / 2``, else 2 s. One pass, and the backward regenerates
-    the noise instead of keeping it. mu, logvar and the noise 2-D of one shape (no broadcasting).
+    the noise instead of keeping it. mu, logvar and the noise 2-D of one shape (no broadcasting),
+    the result contiguous. ``exp(s)`` and s may have other users (they stay), but the op recomputes
+    them from logvar, so neither may be modified in place before the add; and the op saves logvar
+    for the backward where the plain code saves ``exp(s)``, so a logvar that requires grad must not
+    be modified in place later in the graph (nor by the caller before the backward, which then
+    raises torch's "modified by an inplace operation" error where the plain code would not).
 ``prior_sample``
     ``loc[idx] + scale * randn(n, D)`` (``loc.index_select(0, idx)`` too; scale 1 when absent)
     -> ``aae_fast.ops.sample_gaussian_mixture``. ``loc`` [K, D] not requiring grad; ``scale`` a
@@ -50,12 +55,13 @@ Patterns rewritten (matched on ``call_function`` / ``call_method`` nodes of the 
     ``torch.randint(0, K, (n,))`` used only there is drawn by the sampler (uniform components);
     any other int64 index (``torch.multinomial``, labels passed in) stays and is handed to the
     sampler as its labels. One Gaussian, ``mean + scale * randn(n, D)`` with a mean of shape [D]
-    or [1, D], is the mixture with K = 1. (On CUDA a label outside [0, K) gives a NaN row where
-    indexing would raise a device-side assert.)
+    or [1, D], is the mixture with K = 1. Negative labels count from the end, as indexing does;
+    a label outside [-K, K) raises a ValueError on the CPU (indexing: an IndexError) and gives a
+    NaN row on CUDA (indexing: a device-side assert).
 ``standard_normal``
     A bare 2-D ``torch.randn(n, D)`` / ``torch.randn_like(t)`` (the usual prior sample,
-    ``z_real = torch.randn_like(z_fake)``) left by the patterns above -> the same sampler, on the
-    CPU only: there it drew 10^6 x 2 normals 47x faster than inductor's code (below). On CUDA
+    ``z_real = torch.randn_like(z_fake)``) left by the patterns above, contiguous and with D >= 1
+    -> the same sampler, on the CPU only: there it drew 10^6 x 2 normals 47x faster than inductor's code (below). On CUDA
     inductor's Triton randn is fast and fuses into its consumers, so it stays.
 
 For the loss ops the result dtype is float32 for float16/bfloat16 inputs where torch keeps the
@@ -86,12 +92,15 @@ Not rewritten:
   with ``weight`` / ``pos_weight``, a BCE whose labels come from outside the graph, anything
   inside higher-order-op subgraphs (``torch.cond``, checkpointed regions), inputs of other ranks.
 
-Safety: a pattern is rewritten only when its intermediate results have no other user, and the op
-is put where the pattern first read its inputs, so it reads what the pattern read. A pattern that
-would read an input again after an in-place change (between the two terms of the discriminator's
-loss), or that spans a change of global state (``torch.no_grad()``, autocast, inference mode
-entered or left inside it), is kept; so is one whose labels tensor is used by anything but the BCE
-(it may be modified in place, ``t.mul_(0.9)``).
+Safety: a pattern is rewritten only when its intermediate results have no other user (but for
+the reparameterisation's exp(s) and s, above). The loss and linear ops are put where the pattern
+first read its inputs, so they read what the pattern read; the sampling ops are put at the
+pattern's final add, and are kept out when anything they read (or, for the reparameterisation,
+recompute) may be modified in place inside the pattern. A pattern that would read an input again
+after an in-place change (between the two terms of the discriminator's loss), or that spans a
+change of global state (``torch.no_grad()``, autocast, inference mode entered or left inside it),
+is kept; so is one whose labels tensor is used by anything but the BCE (it may be modified in
+place, ``t.mul_(0.9)``).
 
 Everything unmatched is left exactly as Dynamo traced it. What was rewritten and why other
 candidates were not is in a `GraphReport` per compiled graph: `last_report()`, `reports()`,
@@ -860,7 +869,7 @@ class _Rewriter:
         for node, a, b in self._sums():
             for mu, product in ((a, b), (b, a)):
                 found = _noise_times(product, _exp_input)
-                if found is not None and isinstance(mu, fx.Node):
+                if found is not None and isinstance(mu, fx.Node) and mu is not found[0]:
                     break
             else:
                 continue
@@ -881,9 +890,14 @@ class _Rewriter:
                 shapes = [_tensor(n) for n in (mu, source, eps, node)]
                 if not all(_same_shape(shapes[0], t) for t in shapes[1:]):
                     problem = "mu, the log-variance and the noise differ in shape (broadcasting)"
+                elif not _contiguous(shapes[-1]):
+                    problem = "the result is not contiguous (the fused op's would be)"
             if problem is None:
+                # The op recomputes exp(s) (and s) from the source: none may change in between.
                 first = min(pattern_nodes, key=_position)
-                problem = _unsafe_between(first, node, (source,))
+                problem = _unsafe_between(first, node, (source, s, exp))
+            if problem is None and logvar is not None and _tensor(logvar).requires_grad:
+                problem = _mutated_after(node, logvar, "logvar (the fused op saves it)")
             if problem:
                 self.skip(node, "reparameterize", problem)
                 continue
@@ -900,7 +914,7 @@ class _Rewriter:
             for chosen, noise_term in ((a, b), (b, a)):
                 means = _component_means(chosen)
                 noise = _noise_times(noise_term, _scale_factor, alone=True)
-                if means is not None and noise is not None:
+                if means is not None and noise is not None and chosen not in (noise[0], noise[3]):
                     break
             else:
                 continue
@@ -938,6 +952,10 @@ class _Rewriter:
             if t is None or t.dim() != 2 or t.device.type != "cpu" or t.dtype not in _DTYPES:
                 continue
             problem = _noise_problem(node)
+            if problem is None and _same_size(t.shape[1], 0):
+                problem = "no columns"
+            if problem is None and not _contiguous(t):
+                problem = "randn_like keeps its input's strides; the sampler's are contiguous"
             if problem:
                 self.skip(node, "standard_normal", problem)
                 continue
@@ -960,6 +978,10 @@ class _Rewriter:
             return "the means require grad (the fused sampler has no gradient for them)"
         if not (_same_size(lt.shape[-1], et.shape[1]) and _same_shape(et, _tensor(node))):
             return "the means and the noise do not make [n, D] samples (broadcasting)"
+        if _same_size(et.shape[1], 0) or (idx is not None and _same_size(lt.shape[0], 0)):
+            return "no columns or no components"
+        if not _contiguous(_tensor(node)):
+            return "the result is not contiguous (the sampler's would be)"
         if idx is not None:
             if set(chosen.users) - {node, eps}:
                 return "the selected means are also used elsewhere"
@@ -1170,6 +1192,29 @@ def _noise_size(eps: fx.Node) -> Any:
     return tuple(eps.args)
 
 
+def _contiguous(t: torch.Tensor) -> bool:
+    """Provably contiguous (symbolic sizes too, without adding guards)."""
+    from torch._prims_common import is_contiguous_or_false
+
+    return bool(is_contiguous_or_false(t))
+
+
+def _mutated_after(node: fx.Node, value: fx.Node, what: str) -> str | None:
+    """Why ``value`` may be modified in place after ``node``, in the rest of the graph."""
+    storage = _storage(value)
+    later = node.next
+    while later.op != "output":
+        if _may_mutate(later):
+            mutated = later.kwargs.get("out")
+            if mutated is None and later.args:
+                mutated = later.args[0]
+            target = _storage(mutated)
+            if target is None or target == storage:
+                return f"{what} may be modified in place later ({later.name})"
+        later = later.next
+    return None
+
+
 def _only_used_by(node: fx.Node, user: fx.Node, what: str) -> str | None:
     if set(node.users) != {user}:
         return f"{what} ({node.name}) is also used elsewhere"
@@ -1207,6 +1252,7 @@ def _sample_mixture(n, loc: torch.Tensor, scale, labels, dtype: torch.dtype) -> 
     cum_weights = torch.arange(1, k + 1, dtype=compute, device=loc.device) / k
     if labels is not None:
         n = labels.shape[0]
+        labels = torch.where(labels < 0, labels + k, labels)  # loc[-1] is loc's last row
     return sample_gaussian_mixture(
         n, loc.to(compute).contiguous(), scale, cum_weights, labels, dtype=dtype
     )

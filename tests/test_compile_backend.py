@@ -643,6 +643,83 @@ def test_sampling_patterns_left_alone_compute_what_eager_computes():
         assert fragment in reasons, fragment
 
 
+def clamps_the_half_log_variance(mu, lv):
+    half = 0.5 * lv
+    half.clamp_(max=0.0)  # caps the std at 1: the op would recompute exp(lv / 2) without it
+    return mu + torch.exp(half) * torch.randn_like(mu)
+
+
+def shifts_the_std(mu, lv):
+    std = torch.exp(0.5 * lv.detach())  # detached: the in-place add is legal under autograd
+    std.add_(10.0)
+    return mu + std * torch.randn_like(mu)
+
+
+def the_noise_term_is_mu(mu, lv):
+    p = torch.exp(lv) * torch.randn_like(lv)
+    return p + p + mu
+
+
+def a_gaussian_twice(mu, lv):
+    p = 0.5 * torch.randn(1, 3)
+    return mu + (p + p)
+
+
+def transposed_noise(mu, lv):
+    return mu + torch.randn_like(lv.t()).t().reshape(mu.shape)
+
+
+def no_columns(mu, lv):
+    return mu + torch.randn(6, 0).sum()
+
+
+def modifies_logvar_later(mu, lv):
+    lv = lv * 1.0
+    z = mu + torch.exp(0.5 * lv) * torch.randn_like(mu)
+    lv.mul_(2)  # the fused op would have saved lv for its backward
+    return z
+
+
+AFFINE_SAMPLING = ("reparameterize", "prior_sample")
+
+
+@pytest.mark.parametrize("fn, patterns", [
+    (clamps_the_half_log_variance, AFFINE_SAMPLING),
+    (shifts_the_std, AFFINE_SAMPLING),
+    (the_noise_term_is_mu, AFFINE_SAMPLING),
+    (a_gaussian_twice, AFFINE_SAMPLING),
+    (modifies_logvar_later, AFFINE_SAMPLING),
+    (transposed_noise, ("standard_normal",)),
+    (no_columns, ("standard_normal",)),
+], ids=lambda v: getattr(v, "__name__", None) or "-".join(v))
+def test_sampling_patterns_that_would_change_the_result_are_kept(fn, patterns):
+    """Each of these would compute another distribution, shape or gradient if rewritten; compiled
+    with the sampling patterns they draw exactly the numbers of the same graph compiled without.
+    (Left alone, the affine patterns' randn is a bare standard normal: that pattern is kept out of
+    their cases.)"""
+    g = torch.Generator().manual_seed(2)
+    mu, lv = torch.randn(6, 3, generator=g), torch.randn(6, 3, generator=g)
+    torch.manual_seed(1)
+    actual = run(compiled(fn, patterns=patterns), nn.Module(), [mu, lv])
+    assert cb.last_report().count() == 0, cb.last_report()
+    torch._dynamo.reset()
+    torch.manual_seed(1)
+    expected = run(compiled(fn, patterns=()), nn.Module(), [mu, lv])
+    assert_same_run(actual, expected, rtol=0, atol=0)
+
+
+def test_negative_labels_pick_rows_from_the_end_as_indexing_does():
+    def fn(means, labels):
+        return means[labels] + 0.001 * torch.randn(3, 1)
+
+    means, labels = torch.tensor([[0.0], [10.0], [20.0]]), torch.tensor([-1, 0, -3])
+    z = compiled(fn)(means, labels)
+    assert cb.last_report().count("prior_sample") == 1
+    torch.testing.assert_close(z, means[labels], rtol=0, atol=0.01)
+    with pytest.raises(ValueError, match="labels must lie in"):
+        compiled(fn)(means, torch.tensor([0, 3, 1]))
+
+
 def test_bare_standard_normals_on_the_cpu_are_rewritten():
     """z_real = torch.randn_like(z_fake), the usual prior sample: the sampler (K = 1, loc 0, scale
     1) in its place, in the node's dtype; other ranks stay torch.randn."""
