@@ -43,8 +43,10 @@ Caveats
   the activation, pre-activation features collected layer by layer), or a slice between a Linear
   and its activation (``seq[:1]`` of ``Linear, ReLU``), now gets the activated output. Pass such
   Sequentials in ``exclude=``; only a forward that calls the Sequential as a whole is safe.
-* The fused ops have no double backward: a network differentiated twice (``create_graph=True``,
-  e.g. a gradient penalty on the discriminator) must be left out with ``exclude=``.
+* A network differentiated twice (``create_graph=True``, e.g. a gradient penalty on the
+  discriminator) works: under ``create_graph`` the fused ops compute their gradients with
+  differentiable torch ops, which the second backward goes through (that backward is then as fast
+  as eager's, not faster).
 * The fused ops run on CPU and CUDA tensors; Linears on other devices (or meta) are skipped, and a
   model moved to another device after the call will fail there.
 * Call it before ``torch.compile`` (a compiled module is skipped) and before wrapping the model in
@@ -162,8 +164,8 @@ def accelerate(
             objects in both).
         exclude: qualified names (as ``named_modules()`` gives them) of submodules to leave alone,
             with everything below them, wherever else they are reached too (a shared module); e.g.
-            ``("discriminator",)`` for a network that is differentiated twice (the fused ops have
-            no double backward). A single string is one name.
+            ``("discriminator",)`` for a network whose entries the user's code calls one by one
+            (see the first caveat). A single string is one name.
 
     Returns:
         The accelerated module. It computes the same function (to floating-point rounding), has
