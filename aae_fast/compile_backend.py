@@ -18,7 +18,9 @@ Patterns rewritten (matched on ``call_function`` / ``call_method`` nodes of the 
     -> ``torch.ops.aae_fast.linear_act(x, w, b, act, slope)``. Only for a 2-D ``x``, a 2-D weight,
     a 1-D bias or none, one float dtype (float32/64, float16, bfloat16) and device (cpu, cuda) for
     all of them and for both outputs (so autocast regions, where F.linear changes the dtype, are
-    left alone). A Linear with no activation after it stays ``F.linear`` (nothing to fuse).
+    left alone). A Linear with no activation after it stays ``F.linear`` (nothing to fuse), and
+    so does one whose bias broadcasts. The op saves its output for the backward: for leaky_relu,
+    which saves its input, a pattern whose output may be modified in place later is kept.
 ``adversarial_g_loss``
     ``F.binary_cross_entropy_with_logits(x, ONES)`` with the mean reduction, no weight, no
     pos_weight -> ``aae_fast.ops.adversarial_g_loss(x)`` (= mean softplus(-x)).
@@ -66,7 +68,8 @@ Patterns rewritten (matched on ``call_function`` / ``call_method`` nodes of the 
 
 For the loss ops the result dtype is float32 for float16/bfloat16 inputs where torch keeps the
 input dtype; a cast back to the original node's dtype is inserted then, so every tensor downstream
-keeps its dtype.
+keeps its dtype. The loss ops sum in float32 (a float16 sum that overflows to inf in torch stays
+finite), and an infinite logit gives an infinite loss where torch's BCE gives NaN (0 * inf).
 
 Random numbers: the three sampling patterns draw their noise from aae_fast's counter-based Philox
 stream, with a fresh seed drawn from torch's default generator of the device at every call (in the
@@ -598,6 +601,9 @@ class _Rewriter:
                 problem = self._linear_problem(node, bound, act)
             if problem is None:
                 problem = _unsafe_between(node, act[2])
+            if problem is None and act[0] == "leaky_relu" and _tensor(act[2]).requires_grad:
+                # The op saves its output for the backward where leaky_relu saves its input.
+                problem = _mutated_after(act[2], act[2], "the activation's output (the op saves it)")
             if problem is not None:
                 self.skip(node, "linear_act", problem)
                 continue
@@ -651,6 +657,10 @@ class _Rewriter:
         problem = _check_tensors(named, dims)
         if problem:
             return problem
+        weight = _tensor(bound["weight"])
+        if bound["bias"] is not None and not _same_size(_tensor(bound["bias"]).shape[0],
+                                                        weight.shape[0]):
+            return "the bias broadcasts (its size is not the weight's number of rows)"
         dtype = _tensor(bound["input"]).dtype
         for what, n in (("the linear's output", node), ("the activation's output", act[2])):
             t = _tensor(n)
@@ -1274,6 +1284,8 @@ def _may_mutate(node: fx.Node) -> bool:
     target = node.target
     if node.kwargs.get("inplace") is True or node.kwargs.get("out") is not None:
         return True
+    if node.op == "call_function" and _inplace_argument(node):
+        return True
     if node.op == "call_method":
         return isinstance(target, str) and (
             (target.endswith("_") and not target.startswith("__"))
@@ -1288,6 +1300,30 @@ def _may_mutate(node: fx.Node) -> bool:
         return target._schema.is_mutable
     name = getattr(target, "__name__", "")
     return name.endswith("_") and not name.endswith("__")
+
+
+@functools.lru_cache(maxsize=None)
+def _python_signature(target: Any) -> inspect.Signature | None:
+    try:
+        return inspect.signature(target)
+    except (TypeError, ValueError):  # a builtin without one
+        return None
+
+
+def _inplace_argument(node: fx.Node) -> bool:
+    """Whether a call's ``inplace`` parameter, positional or not, may be true: Dynamo keeps
+    ``F.leaky_relu(x, 0.2, True)`` (what ``nn.LeakyReLU(0.2, inplace=True)`` calls) as written."""
+    try:
+        sig = _python_signature(node.target)
+    except TypeError:  # an unhashable target
+        return False
+    if sig is None or "inplace" not in sig.parameters:
+        return False
+    try:
+        bound = sig.bind(*node.args, **node.kwargs)
+    except TypeError:
+        return True  # cannot tell: assume it may
+    return bound.arguments.get("inplace", False) is not False
 
 
 def _position(node: fx.Node) -> int:

@@ -429,10 +429,18 @@ def grad_mode_inside_the_pattern(x, w, b):
         return torch.relu(h)
 
 
+def positional_inplace_between_bce_terms(r, f):
+    loss_real = F.binary_cross_entropy_with_logits(r, torch.ones_like(r))
+    features = F.leaky_relu(r, 0.2, True)  # nn.LeakyReLU(0.2, inplace=True): inplace positional
+    loss = loss_real + F.binary_cross_entropy_with_logits(f, torch.zeros_like(f))
+    return loss + 0.0 * features.sum()
+
+
 @pytest.mark.parametrize(
     "fn, shapes, rewrites",
     [
         (mutates_linear_input, [(3, 4), (5, 4), (5,)], ["linear_act"]),
+        (positional_inplace_between_bce_terms, [(3, 1), (3, 1)], ["adversarial_g_loss"]),
         (grad_mode_inside_the_pattern, [(3, 4), (5, 4), (5,)], []),
         (smooths_labels_in_place, [(3, 1)], []),
         (mutates_between_bce_terms, [(3, 1), (3, 1)], ["adversarial_g_loss"]),
@@ -454,6 +462,34 @@ def test_in_place_ops_and_grad_mode_inside_a_pattern(fn, shapes, rewrites):
     assert_close(actual, expected, fn.__name__)
     assert actual.requires_grad == expected.requires_grad
     assert [r.pattern for r in cb.last_report().rewrites] == rewrites
+
+
+def test_a_broadcasting_bias_is_left_to_f_linear():
+    def fn(x, w, b):
+        return torch.relu(F.linear(x, w, b))
+
+    inputs = [torch.randn(4, 3), torch.randn(5, 3), torch.randn(1)]  # bias [1] over 5 outputs
+    assert_close(compiled(fn)(*inputs), fn(*inputs), "output")
+    assert cb.last_report().count() == 0
+    assert "broadcasts" in cb.last_report().skipped[0].reason
+
+
+def test_leaky_relu_output_changed_in_place_later_keeps_its_linear():
+    """leaky_relu saves its input for the backward, linear_act its output: an in-place change of
+    the output afterwards (here an in-place dropout) is fine in eager and would break the op's
+    backward."""
+    torch.manual_seed(9)
+    net = nn.Sequential(nn.Linear(3, 5), nn.LeakyReLU(0.2), nn.Dropout(0.3, inplace=True),
+                        nn.Linear(5, 1))
+    x = torch.randn(4, 3)
+    torch.manual_seed(0)
+    actual = run(compiled(net), net, [x])
+    assert cb.last_report().count("linear_act") == 0
+    assert "modified in place later" in cb.last_report().skipped[0].reason
+    torch._dynamo.reset()
+    torch.manual_seed(0)
+    expected = run(compiled(net, patterns=()), net, [x])  # the same dropout mask
+    assert_same_run(actual, expected)
 
 
 # ------------------------------------------------------------------------------------------------
