@@ -7,6 +7,8 @@ default initialisation, so a state dict moves between the two.
 from __future__ import annotations
 
 import math
+import numbers
+import operator
 
 import torch
 from torch import nn
@@ -28,6 +30,14 @@ class FusedLinear(nn.Module):
 
     Shape: x [*, in_features] -> y [*, out_features]. Under ``torch.autocast`` the GEMM runs in the
     autocast dtype with fp32 accumulation, like `nn.Linear`'s.
+
+    Autograd: the backward of relu, leaky_relu, sigmoid and tanh reads the layer's output, so
+    modifying the output in place before the backward raises autograd's "modified by an inplace
+    operation" error (as it does after torch's relu, sigmoid and tanh; ``nn.LeakyReLU`` reads its
+    input instead, so there the in-place change is allowed). The identity layer saves no output.
+    The fused ops' autograd is a C++ ``torch::autograd::Function``: ``torch.func`` transforms of
+    gradients (``grad``, ``vjp``, ``jvp``, ``vmap`` over a backward) are not supported; use
+    ``nn.Linear`` there. Second-order gradients (``create_graph=True``) are.
     """
 
     def __init__(
@@ -41,13 +51,11 @@ class FusedLinear(nn.Module):
         dtype=None,
     ) -> None:
         super().__init__()
-        for name, value in (("in_features", in_features), ("out_features", out_features)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
-        if not (0.0 <= negative_slope < math.inf):
-            raise ValueError(f"negative_slope must be finite and >= 0, got {negative_slope!r}")
+        in_features = _positive_int(in_features, "in_features")
+        out_features = _positive_int(out_features, "out_features")
+        _check_activation(activation, negative_slope)
+        if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+            raise TypeError(f"dtype must be a floating-point torch.dtype or None, got {dtype!r}")
         self.in_features = in_features
         self.out_features = out_features
         self.activation = activation
@@ -72,11 +80,10 @@ class FusedLinear(nn.Module):
         optimiser built over either updates both)."""
         if not isinstance(linear, nn.Linear):
             raise TypeError(f"linear must be an nn.Linear, got {type(linear).__name__}")
+        _check_activation(activation, negative_slope)
         fused = cls.__new__(cls)
         nn.Module.__init__(fused)
         fused.in_features, fused.out_features = linear.in_features, linear.out_features
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
         fused.activation = activation
         fused.negative_slope = float(negative_slope)
         fused.weight = linear.weight
@@ -89,7 +96,7 @@ class FusedLinear(nn.Module):
         # floating-point inputs and weights in the autocast dtype, except float64 ones, which
         # autocast leaves alone (as for nn.Linear); fp32 accumulation inside the op, gradients
         # back to the fp32 master weights through the casts.
-        if torch.is_autocast_enabled(x.device.type):
+        if _autocast_on(x.device.type):
             dtype = torch.get_autocast_dtype(x.device.type)
             x, weight = _autocast(x, dtype), _autocast(weight, dtype)
             bias = None if bias is None else _autocast(bias, dtype)
@@ -118,6 +125,32 @@ class FusedLinear(nn.Module):
             f"in_features={self.in_features}, out_features={self.out_features}, "
             f"bias={self.bias is not None}, activation={act}"
         )
+
+
+def _positive_int(value, name: str) -> int:
+    """``value`` as an int >= 1 (Python or numpy integers, as nn.Linear takes), or a ValueError."""
+    if not isinstance(value, bool):
+        try:
+            value = operator.index(value)
+        except TypeError:
+            pass
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return value
+
+
+def _check_activation(activation, negative_slope) -> None:
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
+    if isinstance(negative_slope, bool) or not isinstance(negative_slope, numbers.Real):
+        raise TypeError(f"negative_slope must be a real number, got {negative_slope!r}")
+    if not (0.0 <= negative_slope < math.inf):
+        raise ValueError(f"negative_slope must be finite and >= 0, got {negative_slope!r}")
+
+
+def _autocast_on(device_type: str) -> bool:
+    """Whether autocast is on for the device type (never for one autocast does not know: meta)."""
+    return torch.amp.is_autocast_available(device_type) and torch.is_autocast_enabled(device_type)
 
 
 def _autocast(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:

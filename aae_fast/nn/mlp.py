@@ -13,7 +13,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .linear import FusedLinear
+from .linear import FusedLinear, _check_activation, _positive_int
+from ..ops.linear_act import ACTIVATIONS
 
 __all__ = ["FusedMLP"]
 
@@ -25,6 +26,16 @@ ACTIVATION_MODULES: dict[type, str] = {
     nn.Sigmoid: "sigmoid",
     nn.Tanh: "tanh",
 }
+
+
+def _absorbable(act: nn.Module) -> bool:
+    """An activation module whose parameters the fused op takes (leaky_relu: a slope >= 0)."""
+    slope = getattr(act, "negative_slope", 0.0)
+    try:
+        _check_activation(ACTIVATION_MODULES[type(act)], slope)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 class FusedMLP(nn.Module):
@@ -39,6 +50,11 @@ class FusedMLP(nn.Module):
         negative_slope: for "leaky_relu".
 
     Shape: x [N, in_features] -> [N, out_features].
+
+    Not an ``nn.Sequential``: ``len`` counts the fused layers and the modules are not indexable
+    (iterate over ``layers``). Its state dict keys are the reference Sequential's, so checkpoints
+    move between the two, but code that indexes a network (``model.encoder[0]``) works on the
+    eager backend only.
     """
 
     def __init__(
@@ -51,6 +67,15 @@ class FusedMLP(nn.Module):
         negative_slope: float = 0.01,
     ) -> None:
         super().__init__()
+        in_features = _positive_int(in_features, "in_features")
+        out_features = _positive_int(out_features, "out_features")
+        if isinstance(hidden, (str, bytes)) or not isinstance(hidden, Sequence):
+            raise TypeError(f"hidden must be a sequence of positive ints, got {hidden!r}")
+        hidden = [_positive_int(width, f"hidden[{i}]") for i, width in enumerate(hidden)]
+        for name, value in (("activation", activation), ("out_activation", out_activation)):
+            if value not in ACTIVATIONS:
+                raise ValueError(f"{name} must be one of {ACTIVATIONS}, got {value!r}")
+        _check_activation(activation, negative_slope)
         widths = [in_features, *hidden, out_features]
         layers = [
             FusedLinear(
@@ -90,6 +115,11 @@ class FusedMLP(nn.Module):
                     )
                 activation = ACTIVATION_MODULES[type(act)]
                 slope = getattr(act, "negative_slope", slope)
+                if not _absorbable(act):
+                    raise ValueError(
+                        f"seq: the LeakyReLU at index {i + 1} has negative_slope {slope!r}; the "
+                        "fused layers take a finite slope >= 0"
+                    )
             layers.append(FusedLinear.from_linear(linear, activation, slope))
             i += 2
         fused = cls.__new__(cls)
@@ -105,6 +135,7 @@ class FusedMLP(nn.Module):
         mods = list(module)
         return all(
             isinstance(m, nn.Linear) if i % 2 == 0 else type(m) in ACTIVATION_MODULES
+            and _absorbable(m)
             for i, m in enumerate(mods)
         )
 

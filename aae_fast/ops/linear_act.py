@@ -153,11 +153,15 @@ def _setup_context(ctx, inputs, output):
     ctx.activation = activation
     ctx.negative_slope = negative_slope
     ctx.output_mask = [bool(need_x), bool(need_w), bool(need_b and bias is not None)]
-    ctx.save_for_backward(output, x if need_w else None, weight if need_x else None)
+    # identity's derivative needs no output (mirrors csrc/autograd/linear_act.cpp).
+    y = output if activation != "identity" else None
+    ctx.save_for_backward(y, x if need_w else None, weight if need_x else None)
 
 
 def _backward(ctx, grad):
     y, x, weight = ctx.saved_tensors
+    if y is None:  # identity: the backward reads y for its shape only
+        y = grad
     mask = ctx.output_mask
     # Under create_graph=True, the formula in differentiable torch ops (second order).
     backward = _linear_act_backward_composite if torch.is_grad_enabled() else _LINEAR_ACT_BACKWARD

@@ -72,7 +72,11 @@ struct LinearActFunction : public torch::autograd::Function<LinearActFunction> {
     ctx->saved_data["output_mask"] = static_cast<int64_t>(need_x) |
                                      (static_cast<int64_t>(need_w) << 1) |
                                      (static_cast<int64_t>(need_b) << 2);
-    ctx->save_for_backward({y, need_w ? x : at::Tensor(), need_x ? weight : at::Tensor()});
+    // identity's derivative needs no output: saving none keeps B x N alive for nothing and lets
+    // the caller modify y in place (a residual add, an in-place dropout) as after nn.Linear.
+    const bool need_y = activation != "identity";
+    ctx->save_for_backward({need_y ? y : at::Tensor(), need_w ? x : at::Tensor(),
+                            need_x ? weight : at::Tensor()});
     return y;
   }
 
@@ -84,11 +88,13 @@ struct LinearActFunction : public torch::autograd::Function<LinearActFunction> {
     const std::array<bool, 3> mask = {(bits & 1) != 0, (bits & 2) != 0, (bits & 4) != 0};
     const c10::string_view activation = ctx->saved_data["activation"].toStringView();
     const double negative_slope = ctx->saved_data["negative_slope"].toDouble();
+    // identity: no saved output; the backward reads y only for its shape then, which grad has.
+    const at::Tensor& y = saved[0].defined() ? saved[0] : grads[0];
     auto [grad_x, grad_w, grad_b] =
         at::GradMode::is_enabled()  // create_graph=True: a differentiable backward
-            ? linear_act_backward_differentiable(grads[0], saved[0], saved[1], saved[2],
-                                                 activation, negative_slope, mask)
-            : op.call(grads[0], saved[0], optional_tensor(saved[1]), optional_tensor(saved[2]),
+            ? linear_act_backward_differentiable(grads[0], y, saved[1], saved[2], activation,
+                                                 negative_slope, mask)
+            : op.call(grads[0], y, optional_tensor(saved[1]), optional_tensor(saved[2]),
                       activation, negative_slope, mask);
     // One entry per forward argument: x, weight, bias, activation, negative_slope.
     return {mask[0] ? grad_x : at::Tensor(), mask[1] ? grad_w : at::Tensor(),

@@ -374,7 +374,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> linear_act_backward_cpu(
   const bool need_gz = output_mask[0] || output_mask[1];
   const bool need_gb = output_mask[2];
   const at::Tensor g = grad.contiguous();
-  const at::Tensor yc = y.contiguous();
+  const at::Tensor yc = act == Act::kIdentity ? g : y.contiguous();  // identity never reads y
 
   at::Tensor gz;  // grad * act'(y), [B, N]
   at::Tensor grad_bias = need_gb ? at::empty({N}, y.options()) : at::empty({0}, y.options());

@@ -96,6 +96,70 @@ def test_bad_arguments_name_what_was_expected():
         FusedLinear.from_linear(nn.ReLU())
 
 
+def test_leaky_relus_with_a_negative_slope_are_not_fused():
+    seq = nn.Sequential(nn.Linear(4, 8), nn.LeakyReLU(-0.2), nn.Linear(8, 2))
+    assert not FusedMLP.can_fuse(seq)
+    with pytest.raises(ValueError, match="LeakyReLU at index 1 has negative_slope -0.2"):
+        FusedMLP.from_sequential(seq)
+    with pytest.raises(ValueError, match="negative_slope must be finite and >= 0, got -0.5"):
+        FusedLinear.from_linear(nn.Linear(4, 3), "leaky_relu", -0.5)
+
+
+@pytest.mark.parametrize(
+    "make, error, message",
+    [
+        (lambda: FusedMLP(4, (8,), 2, out_activation="gelu"), ValueError,
+         "out_activation must be one of .* got 'gelu'"),
+        (lambda: FusedMLP(4, (8,), 2, activation="gelu"), ValueError,
+         "activation must be one of .* got 'gelu'"),
+        (lambda: FusedMLP(4, (8, 0), 2), ValueError, r"hidden\[1\] must be a positive int, got 0"),
+        (lambda: FusedMLP(4, (8.0,), 2), ValueError, r"hidden\[0\] must be a positive int, got 8.0"),
+        (lambda: FusedMLP(4, 8, 2), TypeError, "hidden must be a sequence of positive ints, got 8"),
+        (lambda: FusedMLP(0, (8,), 2), ValueError, "in_features must be a positive int, got 0"),
+        (lambda: FusedLinear(4, 3, activation="leaky_relu", negative_slope="0.1"), TypeError,
+         "negative_slope must be a real number, got '0.1'"),
+        (lambda: FusedLinear(4, 3, dtype=torch.complex64), TypeError,
+         "dtype must be a floating-point torch.dtype or None, got torch.complex64"),
+    ],
+)
+def test_constructor_errors_name_the_argument(make, error, message):
+    with pytest.raises(error, match=message):
+        make()
+
+
+def test_numpy_integer_widths_are_taken_as_nn_linear_takes_them():
+    np = pytest.importorskip("numpy")
+    layer = FusedLinear(np.int64(4), np.int32(3))
+    assert (layer.in_features, layer.out_features) == (4, 3)
+    assert type(layer.in_features) is int
+    assert FusedMLP(np.int64(4), [np.int64(5)], 2)(torch.randn(2, 4)).shape == (2, 2)
+
+
+def test_meta_tensors_give_shapes_as_nn_linear_does():
+    layer = FusedLinear(4, 3, activation="relu", device="meta")
+    assert layer(torch.empty(5, 4, device="meta")).shape == (5, 3)
+    mlp = FusedMLP(4, (6,), 2).to("meta")
+    assert mlp(torch.empty(7, 4, device="meta")).shape == (7, 2)
+
+
+def test_identity_output_may_be_modified_in_place_as_after_nn_linear():
+    """The identity layer saves no output for its backward, so an in-place op after it (an
+    in-place dropout or ReLU, a residual add) works as after nn.Linear."""
+    torch.manual_seed(1)
+    fused = FusedMLP(4, (5,), 3)
+    eager = mlp(4, [5], 3)
+    eager.load_state_dict(fused.state_dict())
+    x = torch.randn(6, 4)
+    grads = []
+    for net in (fused, eager):
+        out = net(x)
+        out.mul_(2.0)  # in place on the identity layer's output
+        torch.relu_(out).sum().backward()
+        grads.append([p.grad for p in net.parameters()])
+    for actual, expected in zip(*grads, strict=True):
+        torch.testing.assert_close(actual, expected)
+
+
 def test_autocast_bf16_computes_in_bf16_and_grads_reach_fp32_weights():
     torch.manual_seed(0)
     seq = mlp(32, (64,), 8)
