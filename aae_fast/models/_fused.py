@@ -8,7 +8,8 @@ behind a hook the reference routes its work through:
 hot path                    reference                        fused
 ==========================  ===============================  =====================================
 networks                    nn.Sequential(Linear, ReLU, ..)  FusedMLP (activation in the GEMM),
-                                                             the same Parameters, the same keys
+                                                             the same Parameters, the same keys;
+                                                             not indexable (``encoder[0]``)
 reconstruction loss         F.binary_cross_entropy_with_..   ops.reconstruction_loss
 D / G losses                F.binary_cross_entropy_with_..   ops.adversarial_d_loss / _g_loss
 prior samples               prior.sample(backend="eager")    prior.sample(backend="fused"), Philox
