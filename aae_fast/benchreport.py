@@ -12,6 +12,8 @@ process (a progress line per case), and out_dir receives
     <device>-<date>-throughput.png   training samples/s against batch size, one line per
                                      implementation, one panel per model and precision
     <device>-<date>-peak.png         % of the GEMM peak (measured in the same run) per training case
+    <device>-<date>-ops.png          (runs with op cases) each op benchmark's speed-ups over eager:
+                                     one dot per group and implementation, one column per benchmark
 
 `--quick` (a smoke run of the same suite, `AAE_FAST_BENCH_QUICK=1`: see benchmarks/conftest.py)
 writes the same files with a "-quick" suffix, so that it never overwrites a full run of the day.
@@ -55,6 +57,7 @@ __all__ = [
     "render_markdown",
     "plot_throughput",
     "plot_peak",
+    "plot_ops",
     "build_report",
     "merge_results",
     "run_suite",
@@ -572,6 +575,48 @@ def plot_peak(rows: list[dict], path: Path, title: str = "") -> Path:
     return path
 
 
+def plot_ops(rows: list[dict], path: Path, title: str = "") -> Path | None:
+    """Where the ops win and lose: one column per op benchmark (test), one dot per group and
+    implementation at its speed-up over the group's eager median (log scale), a line at 1x. None
+    (nothing written) when the run has no op case with a speed-up."""
+    ops = [r for r in rows if r["kind"] == "op" and r.get("speedup_vs_eager")
+           and r["impl"] != BASELINE]
+    if not ops:
+        return None
+    tests = list(dict.fromkeys(r["test"] for r in ops))  # the report's order
+    impls = sorted({r["impl"] for r in ops})
+    styles = _impl_styles(impls)
+    fig = _figure(max(6.0, 0.9 * len(tests) + 2.5), 4.8)
+    ax = fig.add_subplot(1, 1, 1)
+    width = 0.6
+    for k, impl in enumerate(impls):
+        offset = (k - (len(impls) - 1) / 2) * width / max(len(impls), 1)
+        pts = [(tests.index(r["test"]) + offset, r["speedup_vs_eager"]) for r in ops
+               if r["impl"] == impl]
+        xs, ys = zip(*pts)
+        ax.scatter(xs, ys, s=14, label=impl, color=styles[impl]["color"],
+                   marker=styles[impl]["marker"], alpha=0.8)
+    ax.axhline(1.0, color="k", linewidth=1, linestyle=":")
+    ax.set_yscale("log")
+    lo, hi = min(r["speedup_vs_eager"] for r in ops), max(r["speedup_vs_eager"] for r in ops)
+    ticks = [t * 10.0**e for e in range(-3, 4) for t in (1, 2, 5)]
+    ticks = [t for t in ticks if lo / 2.5 <= t <= hi * 2.5] or [1.0]
+    ax.set_yticks(ticks, [f"{t:g}x" for t in ticks])
+    ax.minorticks_off()
+    ax.set_xticks(range(len(tests)), [t.removeprefix("test_") for t in tests], rotation=35,
+                  ha="right", fontsize=8)
+    ax.set_ylabel("speed-up over eager (median / median)")
+    ax.grid(True, axis="y", which="both", alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    fig.clear()
+    return path
+
+
 # ------------------------------------------------------------------------------------------------
 # Markdown
 
@@ -623,8 +668,8 @@ def _table(header: list[str], body: list[list[str]]) -> list[str]:
 
 
 def render_markdown(results: dict, plots: dict[str, str] | None = None, source: str = "") -> str:
-    """The report of one results file (see the module docstring); `plots` maps "throughput" and
-    "peak" to file names relative to the report."""
+    """The report of one results file (see the module docstring); `plots` maps "throughput",
+    "peak" and (optionally) "ops" to file names relative to the report."""
     machine = results.get("machine") or {}
     rows = results.get("summary") or []
     targets = results.get("targets") or []
@@ -784,6 +829,9 @@ def render_markdown(results: dict, plots: dict[str, str] | None = None, source: 
                   "it (`compiled-eager`), one table per benchmark (other suites' cases, such as "
                   "bench_accelerate.py's, too). Peak memory: per-call peak where the case measured "
                   "it (Parzen), else the RSS high-water growth (CPU) or CUDA max allocated.", ""]
+        if plots.get("ops"):
+            lines += [f"![Speed-up over eager of every op case, per benchmark]({plots['ops']})",
+                      ""]
         by_test: dict[tuple, list[dict]] = {}
         for r in ops:
             by_test.setdefault((r.get("file", ""), r["test"]), []).append(r)
@@ -824,6 +872,7 @@ def _outputs(json_path: Path) -> dict[str, Path]:
         "markdown": json_path.with_suffix(".md"),
         "throughput": stem.parent / f"{stem.name}-throughput.png",
         "peak": stem.parent / f"{stem.name}-peak.png",
+        "ops": stem.parent / f"{stem.name}-ops.png",
     }
 
 
@@ -890,8 +939,9 @@ def merge_results(paths: list[Path | str]) -> dict:
 
 
 def build_report(json_path: Path | str, results: dict | None = None) -> dict[str, Path]:
-    """Writes the Markdown report and the two plots beside `json_path` (from `results`, or read
-    from the file) and returns every output path by kind (json, markdown, throughput, peak)."""
+    """Writes the Markdown report and the plots beside `json_path` (from `results`, or read
+    from the file) and returns every output path by kind (json, markdown, throughput, peak, and ops
+    where the run has op cases)."""
     json_path = Path(json_path)
     if results is None:
         results = json.loads(json_path.read_text())
@@ -907,10 +957,12 @@ def build_report(json_path: Path | str, results: dict | None = None) -> dict[str
     rows = results.get("summary") or []
     plot_throughput(rows, paths["throughput"], title)
     plot_peak(rows, paths["peak"], title)
-    text = render_markdown(
-        results, {"throughput": paths["throughput"].name, "peak": paths["peak"].name},
-        source=json_path.name,
-    )
+    plots = {"throughput": paths["throughput"].name, "peak": paths["peak"].name}
+    if plot_ops(rows, paths["ops"], title) is None:
+        paths.pop("ops").unlink(missing_ok=True)  # no op case: no plot (and no stale one)
+    else:
+        plots["ops"] = paths["ops"].name
+    text = render_markdown(results, plots, source=json_path.name)
     paths["markdown"].write_text(text + "\n")
     return paths
 

@@ -313,7 +313,8 @@ def _add_bench(sub) -> None:
             "Run the pytest-benchmark suite (aae_fast vs the eager reference and torch.compile) and "
             "write OUT/<device>-<date>.json (every figure and the machine), <device>-<date>.md (the "
             "report: training throughput, op tables, the fast-training targets judged from the "
-            "data) and <device>-<date>-throughput.png / -peak.png."
+            "data) and <device>-<date>-throughput.png / -peak.png (and -ops.png: the ops' "
+            "speed-ups, where the run has op cases)."
         ),
     )
     p.add_argument("--suite", type=Path, default=default_suite(), help="benchmark directory")
@@ -341,7 +342,7 @@ def _cmd_bench(args) -> int:
             paths = build_report(args.report_only)
         except (ValueError, KeyError) as exc:
             raise SystemExit(f"aae-fast bench: --report-only {args.report_only}: {exc}") from None
-        print("wrote " + ", ".join(str(paths[k]) for k in ("markdown", "throughput", "peak")))
+        print("wrote " + ", ".join(str(p) for k, p in paths.items() if k != "json"))
         return 0
     if args.merge is not None:
         missing = [str(p) for p in args.merge if not p.is_file()]

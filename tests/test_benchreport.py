@@ -253,6 +253,24 @@ def test_build_report_writes_markdown_and_plots(tmp_path):
     assert "Not measured: pythae is not installed" in md
 
 
+def test_ops_plot_shows_each_op_case_against_eager(tmp_path):
+    path = tmp_path / "cpu-2026-11-25.json"
+    path.write_text(json.dumps(_results(cpu_report())))
+    paths = br.build_report(path)
+    _assert_png(paths["ops"])
+    assert paths["ops"] == tmp_path / "cpu-2026-11-25-ops.png"
+    md = paths["markdown"].read_text()
+    ops_section = md[md.index("## Op benchmarks"):]
+    assert "(cpu-2026-11-25-ops.png)" in ops_section.split("###")[0]  # above the op tables
+    # A run without op cases: no ops plot, and a rebuilt report drops a stale one.
+    report = cpu_report()
+    report["benchmarks"] = [b for b in report["benchmarks"] if "test_training_step" in b["name"]]
+    path.write_text(json.dumps(_results(report)))
+    paths = br.build_report(path)
+    assert "ops" not in paths and not (tmp_path / "cpu-2026-11-25-ops.png").exists()
+    assert "-ops.png" not in paths["markdown"].read_text()
+
+
 @pytest.mark.parametrize("report", [
     {"benchmarks": []},
     {"benchmarks": [op("fused", "fwd", 100, 1e-6)]},  # ops only: no training group
