@@ -475,6 +475,17 @@ def _no_data(fig, text: str) -> None:
     ax.set_axis_off()
 
 
+def _save(fig, path: Path, title: str) -> Path:
+    """Title, lay out and write a figure (creating its folder), then free it."""
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    fig.clear()
+    return path
+
+
 def plot_throughput(rows: list[dict], path: Path, title: str = "") -> Path:
     """Training samples/s against batch size (log scale), one line per implementation, one panel
     per model and precision."""
@@ -505,13 +516,7 @@ def plot_throughput(rows: list[dict], path: Path, title: str = "") -> Path:
             ax = fig.add_subplot(nrows, ncols, k + 1)
             _samples_panel(ax, series, styles, batches, "batch size", f"{model}, {precision}")
             ax.set_xlim(batches[0] / 1.6, batches[-1] * 1.6)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    fig.clear()
-    return path
+    return _save(fig, path, title)
 
 
 def _samples_panel(ax, series: dict[str, list], styles: dict[str, dict], ticks: list, xlabel: str,
@@ -566,13 +571,7 @@ def plot_peak(rows: list[dict], path: Path, title: str = "") -> Path:
         ax.set_xlim(0, max(100.0, max(values) * 1.15))
         ax.legend(fontsize=8, loc="lower right")
         ax.grid(True, axis="x", alpha=0.3)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    fig.clear()
-    return path
+    return _save(fig, path, title)
 
 
 def plot_ops(rows: list[dict], path: Path, title: str = "") -> Path | None:
@@ -608,13 +607,7 @@ def plot_ops(rows: list[dict], path: Path, title: str = "") -> Path | None:
     ax.set_ylabel("speed-up over eager (median / median)")
     ax.grid(True, axis="y", which="both", alpha=0.3)
     ax.legend(fontsize=8, loc="best")
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    fig.clear()
-    return path
+    return _save(fig, path, title)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -170,6 +170,16 @@ PATTERNS = (
     "standard_normal",
 )
 
+#: The _Rewriter method that applies each pattern family.
+_PATTERN_METHODS = {
+    "linear_act": "linear_act",
+    "adversarial_loss": "adversarial_losses",
+    "reconstruction_loss": "reconstruction_losses",
+    "reparameterize": "reparameterizations",
+    "prior_sample": "prior_samples",
+    "standard_normal": "standard_normals",
+}
+
 _OPS = torch.ops.aae_fast
 _DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 _DEVICES = ("cpu", "cuda")
@@ -313,18 +323,9 @@ def rewrite_graph(gm: fx.GraphModule, patterns: Iterable[str] = PATTERNS) -> Gra
     _GRAPH_COUNTER[0] += 1
     report = GraphReport(_GRAPH_COUNTER[0])
     rewriter = _Rewriter(gm.graph, report)
-    if "linear_act" in chosen:
-        rewriter.linear_act()
-    if "adversarial_loss" in chosen:
-        rewriter.adversarial_losses()
-    if "reconstruction_loss" in chosen:
-        rewriter.reconstruction_losses()
-    if "reparameterize" in chosen:
-        rewriter.reparameterizations()
-    if "prior_sample" in chosen:
-        rewriter.prior_samples()
-    if "standard_normal" in chosen:
-        rewriter.standard_normals()
+    for pattern in PATTERNS:  # in this order: a bare randn is what the affine patterns leave
+        if pattern in chosen:
+            getattr(rewriter, _PATTERN_METHODS[pattern])()
     if report.rewrites:
         gm.graph.lint()
         gm.recompile()
