@@ -70,6 +70,18 @@ def test_mixture_of_gaussians_sample(benchmark, device, impl, n):
     record_throughput(benchmark, n, nbytes=n * 2 * 4)
 
 
+def time_samples(benchmark, fn, device, impl: str, n: int, dim: int) -> None:
+    """Time ``fn`` (n samples of dim features) and record samples/s; for aae_fast_compile, also
+    check that the composite's graph holds the sampling op, not randn."""
+    out = run_timed(benchmark, fn, device)
+    assert out.shape == (n, dim)
+    if impl == "aae_fast_compile":
+        benchmark.extra_info["rewrites"] = compile_backend.last_report().count("prior_sample")
+        assert benchmark.extra_info["rewrites"] == 1
+    benchmark.extra_info["n"] = n
+    record_throughput(benchmark, n, nbytes=n * dim * 4)
+
+
 @pytest.mark.parametrize("n", SIZES)
 @pytest.mark.parametrize("impl", REWRITTEN_IMPLS)
 def test_diagonal_mixture_sample(benchmark, device, impl, n):
@@ -84,13 +96,7 @@ def test_diagonal_mixture_sample(benchmark, device, impl, n):
     else:
         impl_fn = eager_diagonal_mixture if impl == "eager" else _COMPILED_DIAGONAL[impl]
         fn = lambda: impl_fn(n, loc, std)  # noqa: E731
-    out = run_timed(benchmark, fn, device)
-    assert out.shape == (n, d)
-    if impl == "aae_fast_compile":  # the composite's graph holds the sampling op, not randn
-        benchmark.extra_info["rewrites"] = compile_backend.last_report().count("prior_sample")
-        assert benchmark.extra_info["rewrites"] == 1
-    benchmark.extra_info["n"] = n
-    record_throughput(benchmark, n, nbytes=n * d * 4)
+    time_samples(benchmark, fn, device, impl, n, d)
 
 
 @pytest.mark.parametrize("dim", [2, 8])
@@ -107,10 +113,4 @@ def test_gaussian_sample(benchmark, device, impl, dim):
         fn = lambda: eager_gaussian(n, p["loc"], p["scale"])  # noqa: E731
     else:
         fn = lambda: _COMPILED_GAUSSIAN[impl](n, p["loc"], p["scale"])  # noqa: E731
-    out = run_timed(benchmark, fn, device)
-    assert out.shape == (n, dim)
-    if impl == "aae_fast_compile":  # the composite's graph holds the sampling op, not randn
-        benchmark.extra_info["rewrites"] = compile_backend.last_report().count("prior_sample")
-        assert benchmark.extra_info["rewrites"] == 1
-    benchmark.extra_info["n"] = n
-    record_throughput(benchmark, n, nbytes=n * dim * 4)
+    time_samples(benchmark, fn, device, impl, n, dim)
