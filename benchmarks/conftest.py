@@ -26,6 +26,11 @@ if not torch.cuda.is_available():
     # Triton kernels can only run under the interpreter here; benchmarks never time them on CPU.
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
+# Each op benchmark compiles one composite (dynamic=False) for all its shapes and modes: every
+# case is another specialisation of the same code object, and past torch's per-code recompile
+# limit (8) the later compiled-eager cases would fall back to eager and time it under their label.
+torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 256)
+
 
 def bench_device() -> torch.device:
     requested = os.environ.get("AAE_FAST_BENCH_DEVICE")
