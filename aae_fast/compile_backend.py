@@ -954,6 +954,7 @@ class _Rewriter:
             label = "sample_gaussian_mixture" + ("" if labels is None else "(labels)")
             self.replace(node, _sample_mixture, (n, loc, scale, labels, _tensor(node).dtype),
                          _tensor(node).dtype, "prior_sample", label, pattern_nodes, at=node)
+
     def standard_normals(self) -> None:
         """A bare 2-D ``randn`` / ``randn_like`` on the CPU -> the Philox sampler."""
         for node in list(self.graph.nodes):
@@ -1073,6 +1074,7 @@ def _fill_value(node: fx.Node) -> float | None:
     return None
 
 
+# ------------------------------------------------------------------------------------------------
 # Gaussian sampling: matching helpers and the functions the rewrites call.
 
 
