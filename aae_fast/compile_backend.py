@@ -1271,6 +1271,10 @@ def _sample_mixture(n, loc: torch.Tensor, scale, labels, dtype: torch.dtype) -> 
     )
 
 
+# ------------------------------------------------------------------------------------------------
+# Safety: in-place changes and global state between a pattern's nodes.
+
+
 _INPLACE_OPERATORS = {
     operator.setitem, operator.delitem, operator.iadd, operator.isub, operator.imul,
     operator.itruediv, operator.ifloordiv, operator.imod, operator.ipow, operator.imatmul,
