@@ -1212,22 +1212,6 @@ def _contiguous(t: torch.Tensor) -> bool:
     return bool(is_contiguous_or_false(t))
 
 
-def _mutated_after(node: fx.Node, value: fx.Node, what: str) -> str | None:
-    """Why ``value`` may be modified in place after ``node``, in the rest of the graph."""
-    storage = _storage(value)
-    later = node.next
-    while later.op != "output":
-        if _may_mutate(later):
-            mutated = later.kwargs.get("out")
-            if mutated is None and later.args:
-                mutated = later.args[0]
-            target = _storage(mutated)
-            if target is None or target == storage:
-                return f"{what} may be modified in place later ({later.name})"
-        later = later.next
-    return None
-
-
 def _only_used_by(node: fx.Node, user: fx.Node, what: str) -> str | None:
     if set(node.users) != {user}:
         return f"{what} ({node.name}) is also used elsewhere"
@@ -1378,6 +1362,22 @@ def _unsafe_between(first: fx.Node, last: fx.Node, reread: Iterable[Any] = ()) -
             if not node.users or _STATEFUL_NAME.search(str(target)):
                 return f"{node.name} may change global state (grad mode, autocast) in the pattern"
         node = node.next
+    return None
+
+
+def _mutated_after(node: fx.Node, value: fx.Node, what: str) -> str | None:
+    """Why ``value`` may be modified in place after ``node``, in the rest of the graph."""
+    storage = _storage(value)
+    later = node.next
+    while later.op != "output":
+        if _may_mutate(later):
+            mutated = later.kwargs.get("out")
+            if mutated is None and later.args:
+                mutated = later.args[0]
+            target = _storage(mutated)
+            if target is None or target == storage:
+                return f"{what} may be modified in place later ({later.name})"
+        later = later.next
     return None
 
 
