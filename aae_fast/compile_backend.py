@@ -20,7 +20,8 @@ Patterns rewritten (matched on ``call_function`` / ``call_method`` nodes of the 
     all of them and for both outputs (so autocast regions, where F.linear changes the dtype, are
     left alone). A Linear with no activation after it stays ``F.linear`` (nothing to fuse), and
     so does one whose bias broadcasts. The op saves its output for the backward: for leaky_relu,
-    which saves its input, a pattern whose output may be modified in place later is kept.
+    which saves its input, a pattern whose output may be modified in place later (in the graph,
+    or by its caller: an output the graph returns) is kept.
 ``adversarial_g_loss``
     ``F.binary_cross_entropy_with_logits(x, ONES)`` with the mean reduction, no weight, no
     pos_weight -> ``aae_fast.ops.adversarial_g_loss(x)`` (= mean softplus(-x)).
@@ -603,8 +604,13 @@ class _Rewriter:
             if problem is None:
                 problem = _unsafe_between(node, act[2])
             if problem is None and act[0] == "leaky_relu" and _tensor(act[2]).requires_grad:
-                # The op saves its output for the backward where leaky_relu saves its input.
+                # The op saves its output for the backward where leaky_relu saves its input: an
+                # in-place change later in the graph, or by the caller of a graph that returns it
+                # (or a view of it), would break the backward.
                 problem = _mutated_after(act[2], act[2], "the activation's output (the op saves it)")
+                if problem is None and _returned(act[2]):
+                    problem = ("the activation's output is returned (the op saves it; the caller "
+                               "may modify it in place)")
             if problem is not None:
                 self.skip(node, "linear_act", problem)
                 continue
@@ -1379,6 +1385,15 @@ def _mutated_after(node: fx.Node, value: fx.Node, what: str) -> str | None:
                 return f"{what} may be modified in place later ({later.name})"
         later = later.next
     return None
+
+
+def _returned(value: fx.Node) -> bool:
+    """Whether ``value``, or a view of it, is among the graph's outputs."""
+    storage = _storage(value)
+    output = next(n for n in reversed(value.graph.nodes) if n.op == "output")
+    returned: list = []
+    fx.node.map_arg(output.args, returned.append)
+    return any(r is value or (storage is not None and _storage(r) == storage) for r in returned)
 
 
 def _alive(node: fx.Node) -> bool:

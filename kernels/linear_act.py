@@ -245,7 +245,7 @@ def linear_act_bwd(grad, y, x, weight, activation, negative_slope, output_mask):
     need_gz = bool(output_mask[0] or output_mask[1])
     need_gb = bool(output_mask[2])
     g = grad.contiguous()
-    yc = y.contiguous()
+    yc = g if activation == "identity" else y.contiguous()  # identity never reads y
     store_gz = need_gz and activation != "identity"
     gz = torch.empty_like(yc) if store_gz else g
     grad_b = torch.empty((N,) if need_gb else (0,), dtype=y.dtype, device=y.device)

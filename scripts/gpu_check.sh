@@ -38,7 +38,7 @@ run_bench() {  # -k ($1), limit in s ($2), name of the results folder and log ($
   # pytest's own --session-timeout (in the benchmark child) stops 60 s before the outer limit, so
   # the JSON of the cases that ran is still written; the report and plots are left out of $OUT.
   local addopts=${PYTEST_ADDOPTS:-}
-  [[ "$PYTEST_HELP" == *--session-timeout* ]] && addopts+=" --session-timeout $(($2 - 60))"
+  [[ "$PYTEST_HELP" == *--session-timeout* ]] && addopts+=" --session-timeout $(($2 > 90 ? $2 - 60 : $2 * 2 / 3))"
   PYTEST_ADDOPTS="$addopts" timeout "$2" "$PYTHON" -m aae_fast.cli bench -k "$1" --out "$OUT/$3" \
     >"$OUT/$3.log" 2>&1
   echo "$3 exit $?"
@@ -64,22 +64,25 @@ pytest_opts() {  # workers ($1), limits (session: $2 s; per test: $3 s, default 
   return 0
 }
 
+# aae_fast importable from the source tree as installed (kernels/ is aae_fast.kernels: setup.py),
+# for the stages that run without the extension: PYTHONPATH=$view with PYTHONSAFEPATH=1 (python
+# -P, inherited by child processes), so that the working directory's own aae_fast (no kernels/
+# inside) does not shadow the view.
+view=$(mktemp -d)
+mkdir "$view/aae_fast"
+for f in aae_fast/*; do ln -s "$PWD/$f" "$view/aae_fast/"; done
+ln -s "$PWD/kernels" "$view/aae_fast/kernels"
+
 if has triton; then
   stage "Triton tests without the extension, beside the build (log: triton.log)"
-  # aae_fast importable from the source tree as installed: kernels/ is aae_fast.kernels (setup.py).
-  # python -P: the working directory's own aae_fast (no kernels/ inside) must not shadow the view.
-  view=$(mktemp -d)
-  mkdir "$view/aae_fast"
-  for f in aae_fast/*; do ln -s "$PWD/$f" "$view/aae_fast/"; done
-  ln -s "$PWD/kernels" "$view/aae_fast/kernels"
   triton_timeout=${TRITON_TIMEOUT:-180}
   # 90 s a test: Triton autotunes its first kernels while the build holds every core (one 60 s
   # limit was hit that way on 2026-11-26). The outer limit leaves a test that started just before
   # the session limit its whole per-test limit, so pytest itself always reports.
   triton_test_limit=${TRITON_TEST_LIMIT:-90}
   pytest_opts "${TRITON_WORKERS:-4}" "$triton_timeout" "$triton_test_limit"
-  (AAE_FAST_DISABLE_EXT=1 PYTHONPATH="$view" timeout $((triton_timeout + triton_test_limit + 30)) \
-     "$PYTHON" -P -m pytest -p no:cacheprovider -v "${opts[@]}" -rfE --tb=short \
+  (AAE_FAST_DISABLE_EXT=1 PYTHONPATH="$view" PYTHONSAFEPATH=1 \
+     timeout $((triton_timeout + triton_test_limit + 30)) "$PYTHON" -m pytest -p no:cacheprovider -v "${opts[@]}" -rfE --tb=short \
      ${TRITON_TESTS:-tests/models/test_fused_cuda.py tests/training/test_trainer_fast_path.py tests/kernels} \
      -k "${TRITON_K:-cuda or triton}" >"$OUT/triton.log" 2>&1
    echo "triton tests exit $?" >>"$OUT/triton.log") &
@@ -93,11 +96,11 @@ if has build; then
   if ! MAX_JOBS=$(nproc) TORCH_CUDA_ARCH_LIST="$cap" timeout "${BUILD_TIMEOUT:-300}" \
       "$PYTHON" -m pip install --no-build-isolation --no-deps --no-index -e . >"$OUT/build.log" 2>&1; then
     tail -40 "$OUT/build.log"
-    # Go on without the extension (Triton serves CUDA, the composites the CPU): the other stages
-    # still measure something. The source tree itself is importable from the repository root.
+    # Go on without the extension (Triton serves CUDA, the composites the CPU), from the view of
+    # the source tree: the other stages still measure something.
     echo "BUILD FAILED: the remaining stages run with AAE_FAST_DISABLE_EXT=1 and without the probe"
     built=0
-    export AAE_FAST_DISABLE_EXT=1
+    export AAE_FAST_DISABLE_EXT=1 PYTHONPATH="$view" PYTHONSAFEPATH=1
   else
     grep -E "warning|error" "$OUT/build.log" | head -20
     rm -f "$OUT/build.log"  # kept only on failure: $OUT returns a limited number of files

@@ -9,7 +9,6 @@
 #   PYTHON=python3 bash scripts/probe_ext_errors.sh
 P=${PYTHON:-python3}
 set -u
-export TORCH_SHOW_CPP_STACKTRACES=1  # a C++ frame list with each error that does reach Python
 echo "--- the libraries _C links (a second libstdc++ or OpenMP runtime would be a suspect)"
 so=$("$P" -c 'import glob, importlib.util, os; print(glob.glob(os.path.join(os.path.dirname(importlib.util.find_spec("aae_fast").origin), "_C*.so"))[0])' 2>/dev/null)
 [[ -n "$so" ]] && ldd "$so" | grep -E "stdc\+\+|gomp|iomp|libgcc|torch" | sed 's/ (0x.*//'

@@ -492,6 +492,28 @@ def test_leaky_relu_output_changed_in_place_later_keeps_its_linear():
     assert_same_run(actual, expected)
 
 
+def test_a_returned_leaky_relu_output_keeps_its_linear():
+    """The caller may modify a graph's output in place before the backward (fine after
+    leaky_relu, which saves its input; not after linear_act, which saves its output)."""
+    torch.manual_seed(10)
+    lin = nn.Linear(3, 4)
+
+    def fn(x):
+        return F.leaky_relu(lin(x), 0.2)
+
+    x = torch.randn(5, 3)
+    grads = []
+    for f in (compiled(fn), fn):
+        lin.zero_grad(set_to_none=True)
+        out = f(x)
+        out.mul_(2.0)
+        out.sum().backward()
+        grads.append((lin.weight.grad, lin.bias.grad))
+    assert "returned" in cb.last_report().skipped[0].reason
+    for actual, expected in zip(*grads, strict=True):
+        assert_close(actual, expected, "gradient")
+
+
 # ------------------------------------------------------------------------------------------------
 # Gaussian sampling: the reparameterisation trick and prior sampling. The rewritten graph draws its
 # noise from aae_fast's Philox stream, seeded from torch's default generator, so under one seed

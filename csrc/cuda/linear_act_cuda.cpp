@@ -119,7 +119,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> linear_act_backward_cuda(
   const bool need_gz = output_mask[0] || output_mask[1];
   const bool store_gz = need_gz && act != kLinearActIdentity;
   const at::Tensor g = grad.contiguous();
-  const at::Tensor yc = y.contiguous();
+  const at::Tensor yc = act == kLinearActIdentity ? g : y.contiguous();  // identity never reads y
   at::Tensor gz = store_gz ? at::empty({B, N}, y.options()) : (need_gz ? g : at::Tensor());
   at::Tensor grad_b = at::empty({output_mask[2] ? N : 0}, y.options());
   if (output_mask[2] && B == 0) grad_b.zero_();
