@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from torch import nn
 
@@ -192,7 +192,11 @@ class MLP(nn.Module):
         return x
 
     def expected_ops(self) -> int:
-        return sum(1 for a in self.acts if ACTIVATIONS[a][1])
+        fused = [ACTIVATIONS[a][1] for a in self.acts]
+        # A leaky_relu whose output the graph returns stays unfused: the caller may modify the
+        # output in place, and the fused op saves it for the backward (leaky_relu its input).
+        last_kept = bool(fused) and fused[-1] == "leaky_relu"
+        return sum(1 for act in fused if act) - last_kept
 
 
 @pytest.mark.parametrize("bias", [True, False])
@@ -230,6 +234,7 @@ def mlp_specs(draw):
 
 @settings(max_examples=6, deadline=None, database=None)
 @given(spec=mlp_specs())
+@example(spec={"widths": [1, 1], "acts": ["F.leaky_relu"], "bias": False, "batch": 1, "seed": 0})
 def test_random_mlps_compute_the_same_outputs_and_gradients(spec):
     torch._dynamo.reset()
     torch.manual_seed(spec["seed"])
