@@ -58,7 +58,6 @@ Caveats
 from __future__ import annotations
 
 import copy
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -66,7 +65,7 @@ import torch
 from torch import nn
 
 from .nn import FusedLinear, FusedMLP
-from .nn.mlp import ACTIVATION_MODULES
+from .nn.mlp import ACTIVATION_MODULES, can_absorb
 
 __all__ = ["accelerate", "AccelerationReport", "AbsorbedActivation", "Swap", "Skip"]
 
@@ -325,8 +324,8 @@ class _Walker:
         hooks = _hooks(act)
         if hooks:
             return f"the {type(act).__name__} after it has hooks ({hooks}) that fusing would skip"
-        slope = getattr(act, "negative_slope", 0.0)
-        if not (0.0 <= slope < math.inf):
+        if not can_absorb(act):
+            slope = getattr(act, "negative_slope", None)
             return f"followed by LeakyReLU(negative_slope={slope}); the fused op needs a slope >= 0"
         return None
 

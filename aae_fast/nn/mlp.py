@@ -28,8 +28,11 @@ ACTIVATION_MODULES: dict[type, str] = {
 }
 
 
-def _absorbable(act: nn.Module) -> bool:
-    """An activation module whose parameters the fused op takes (leaky_relu: a slope >= 0)."""
+def can_absorb(act: nn.Module) -> bool:
+    """Whether ``act`` is an activation module (`ACTIVATION_MODULES`) whose parameters the fused
+    op takes (leaky_relu: a finite slope >= 0)."""
+    if type(act) not in ACTIVATION_MODULES:
+        return False
     slope = getattr(act, "negative_slope", 0.0)
     try:
         _check_activation(ACTIVATION_MODULES[type(act)], slope)
@@ -115,7 +118,7 @@ class FusedMLP(nn.Module):
                     )
                 activation = ACTIVATION_MODULES[type(act)]
                 slope = getattr(act, "negative_slope", slope)
-                if not _absorbable(act):
+                if not can_absorb(act):
                     raise ValueError(
                         f"seq: the LeakyReLU at index {i + 1} has negative_slope {slope!r}; the "
                         "fused layers take a finite slope >= 0"
@@ -134,8 +137,7 @@ class FusedMLP(nn.Module):
             return False
         mods = list(module)
         return all(
-            isinstance(m, nn.Linear) if i % 2 == 0 else type(m) in ACTIVATION_MODULES
-            and _absorbable(m)
+            isinstance(m, nn.Linear) if i % 2 == 0 else can_absorb(m)
             for i, m in enumerate(mods)
         )
 
