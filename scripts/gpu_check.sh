@@ -4,7 +4,7 @@
 #      Triton kernels compiled, and the fused models and CUDA-graph Trainer with Triton serving
 #      CUDA (AAE_FAST_DISABLE_EXT=1, from a symlinked view of the source tree);
 #   1. build the extension with CUDA for the card at hand (pip install -e, MAX_JOBS = cores), then
-#      scripts/probe_ext_errors.sh (on the 2026-11-26 image an error raised in _C was a SIGSEGV);
+#      scripts/probe_ext_errors.sh beside stage 2 (on the 2026-11-26 image an error raised in _C was a SIGSEGV);
 #   2. the GPU tests, most valuable first (the fused models on CUDA, the CUDA-graph Trainer, the
 #      Triton kernels compiled, then every op test whose id holds "cuda"); pytest-timeout's
 #      --session-timeout ends the session in time to print the failures (an outer `timeout` kill
@@ -16,6 +16,8 @@
 #      `aae-fast bench --merge bench/X.json bench2/X.json --out benchmarks/results`).
 # Each stage has its own time limit, so a hang in one still leaves the others' logs in $OUT.
 #   OUT=/tmp/gpu bash scripts/gpu_check.sh            STAGES="tests bench" BENCH_K="..." to choose
+#   (STAGES may add "profile": scripts/profile_step.py of the fused and eager step at PROFILE_BATCH,
+#   default 100, after the tests: kernels per step and their summed device time)
 #   (also TRITON_TESTS / TRITON_K and GPU_TESTS / TEST_K: the test paths and -k of stages 0 and 2;
 #   TRITON_TIMEOUT / TEST_TIMEOUT / BENCH_TIMEOUT / BENCH2_TIMEOUT: each stage's session limit in s;
 #   TRITON_TEST_LIMIT / TEST_LIMIT: the per-test limits)
@@ -113,9 +115,13 @@ if has triton; then
 fi
 "$PYTHON" -c 'import aae_fast, json; i = aae_fast.backend_info(); print(json.dumps({k: v for k, v in i.items() if k != "ops"})); print({op: (d.get("cuda"), d.get("autograd")) for op, d in i["ops"].items()})'
 
+probe_pid=
 if has probe && [[ $built == 1 ]]; then
-  stage "do errors raised in _C reach Python? (scripts/probe_ext_errors.sh)"
-  PYTHON="$PYTHON" timeout 200 bash scripts/probe_ext_errors.sh 2>&1 | tail -40
+  # Beside the GPU tests (it is light: one process at a time, and two small compiles); its log is
+  # printed after them.
+  stage "do errors raised in _C reach Python? (scripts/probe_ext_errors.sh, beside the tests; log: probe.log)"
+  PYTHON="$PYTHON" timeout "${PROBE_TIMEOUT:-200}" bash scripts/probe_ext_errors.sh >"$OUT/probe.log" 2>&1 &
+  probe_pid=$!
 fi
 
 if has tests; then
@@ -130,6 +136,22 @@ if has tests; then
     -k "${TEST_K:-cuda or triton or test_backend}" >"$OUT/pytest.log" 2>&1
   echo "pytest exit $?"
   grep -E "FAILED|ERROR|passed|failed" "$OUT/pytest.log" | grep -v PASSED | tail -60
+fi
+
+if [[ -n "$probe_pid" ]]; then
+  wait "$probe_pid"
+  stage "probe done"
+  tail -60 "$OUT/probe.log"
+fi
+
+if has profile; then
+  # How many kernels a small-batch step launches and how long they take on the device: what bounds
+  # the replayed CUDA graph once the host's launch overhead is gone.
+  stage "profile (profile-*.txt)"
+  for impl in fused eager; do
+    timeout 90 "$PYTHON" scripts/profile_step.py --impl "$impl" --batch "${PROFILE_BATCH:-100}" \
+      --steps 5 --rows 25 --out "$OUT" 2>&1 | head -4
+  done
 fi
 
 if has bench; then

@@ -5,7 +5,8 @@
 # 2026-11-26 H200 image every aae_fast probe crashed (benchmarks/results/
 # nvidia-h200-2026-11-26-notes.md); on CI's CPU build they raise. It first lists the runtime
 # libraries _C links; with gdb or cuda-gdb on the machine, the last step prints the native
-# backtrace of the first probe.
+# backtrace of the first probe. Before that, a minimal extension built here (load_inline) with and
+# without this package's flags tells the image's toolchain from aae_fast's own code.
 #   PYTHON=python3 bash scripts/probe_ext_errors.sh
 P=${PYTHON:-python3}
 set -u
@@ -47,6 +48,36 @@ try: OPS.mmd(x, y, [-1.0], False)
 except RuntimeError as e: print("raised", str(e)[:80])'
 probe "mmd D=0 cuda" 'x = torch.zeros(4, 0, device="cuda", requires_grad=True); y = torch.zeros(3, 0, device="cuda", requires_grad=True)
 o = af.ops.mmd(x, y); print(o.item()); o.backward(); print(x.grad.shape)'
+# Is it this extension or the image's toolchain? A minimal extension (one op whose only work is a
+# TORCH_CHECK), built here with load_inline twice: the compiler's defaults, and this package's
+# flags (-O3 -fopenmp). If the minimal one crashes too, the fault is the compiler against this
+# torch build, not aae_fast's code; if only the -fopenmp one crashes, it is the OpenMP runtime.
+echo "--- toolchain: the compiler here, and the one torch was built with"
+c++ --version 2>&1 | head -1
+"$P" -c 'import torch; print("torch built with:", torch.__config__.show().splitlines()[1].strip(), "cxx11 abi", torch._C._GLIBCXX_USE_CXX11_ABI)' 2>&1 | tail -1
+minimal() {  # name ($1), extra flags ($2)
+  timeout 150 "$P" -X faulthandler -c "
+import sys, tempfile, torch
+from torch.utils.cpp_extension import load_inline
+src = '''
+#include <ATen/core/Tensor.h>
+#include <torch/library.h>
+at::Tensor check(const at::Tensor& x) { TORCH_CHECK(x.dim() == 99, \"minimal: expected dim 99, got \", x.dim()); return x; }
+TORCH_LIBRARY($1, m) { m.def(\"check(Tensor x) -> Tensor\", &check); }
+'''
+flags = '$2'.split()
+load_inline('$1', cpp_sources=src, extra_cflags=flags, extra_ldflags=[f for f in flags if f == '-fopenmp'],
+            is_python_module=False, build_directory=tempfile.mkdtemp())
+try: torch.ops.$1.check(torch.zeros(2))
+except RuntimeError as e: print('raised', str(e).splitlines()[0][:80])
+" 2>&1 | grep -v "^  File\|^Thread\|^$" | tail -3
+  echo "rc ${PIPESTATUS[0]}"
+}
+echo "--- minimal extension, compiler defaults / -O3 -fopenmp (built in parallel)"
+minimal aae_probe_plain "" >/tmp/aae_probe_plain.log 2>&1 &
+minimal aae_probe_omp "-O3 -fopenmp" >/tmp/aae_probe_omp.log 2>&1
+wait
+echo "[defaults]"; cat /tmp/aae_probe_plain.log; echo "[-O3 -fopenmp]"; cat /tmp/aae_probe_omp.log
 # gdb, or CUDA's cuda-gdb (the 2026-11-26 image had no gdb): the native backtrace of a crash.
 GDB=$(command -v gdb || command -v cuda-gdb || ls /usr/local/cuda/bin/cuda-gdb 2>/dev/null)
 if [[ -n "$GDB" ]]; then

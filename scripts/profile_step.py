@@ -77,6 +77,8 @@ def main(argv: list[str] | None = None) -> str:
     head = (f"{args.model} {args.impl} batch {args.batch} {args.precision} on "
             f"{torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu'}, "
             f"torch {torch.__version__}, {args.steps} steps, sorted by {key}\n")
+    if device.type == "cuda":
+        head += kernel_summary(prof, args.steps) + "\n"
     if args.gemms:
         dtype = torch.float32 if args.precision == "fp32" else torch.bfloat16
         table += "\n\n" + gemm_table(prof, args.steps, device, dtype)
@@ -120,6 +122,17 @@ def gemm_table(prof, steps: int, device: torch.device, dtype: torch.dtype) -> st
                      f"{alone_gflops:10.1f}  {in_step / alone_gflops:10.2f}")
     lines.append(f"GEMM time per step: {sum(r[0] for r in rows):.3f} ms")
     return "\n".join(lines)
+
+
+def kernel_summary(prof, steps: int) -> str:
+    """Device kernels launched per step and their summed time: at small batches a step whose
+    kernels add up to much less than its wall time is bound by launches, and a CUDA graph of it by
+    the kernels' count and their own durations."""
+    kernels = [e for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA]
+    busy_us = sum(e.device_time_total if hasattr(e, "device_time_total") else e.cuda_time_total
+                  for e in kernels)
+    return (f"device kernels per step: {len(kernels) / steps:.1f}, summed device time per step: "
+            f"{busy_us / steps / 1e3:.3f} ms")
 
 
 def _sync(device: torch.device):

@@ -49,3 +49,21 @@ def test_gemm_table_names_the_encoders_first_layer(tmp_path):
     assert (in_step - 0.05) / (alone + 0.05) - 0.005 <= float(ratio)
     assert float(ratio) <= (in_step + 0.05) / max(alone - 0.05, 1e-9) + 0.005
     assert "GEMM time per step:" in text
+
+
+def test_kernel_summary_counts_device_events_per_step():
+    """The CUDA-only header line, from stand-in events: host events are left out, device events
+    counted and their durations summed, both per step."""
+    import torch
+
+    class Event:
+        def __init__(self, device_type, us):
+            self.device_type, self.device_time_total = device_type, us
+
+    class Prof:
+        def events(self):
+            cuda, cpu = torch.autograd.DeviceType.CUDA, torch.autograd.DeviceType.CPU
+            return [Event(cuda, 10.0), Event(cuda, 30.0), Event(cpu, 1e6), Event(cuda, 20.0)]
+
+    line = _load().kernel_summary(Prof(), steps=2)
+    assert line == "device kernels per step: 1.5, summed device time per step: 0.030 ms"
