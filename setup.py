@@ -9,6 +9,7 @@ installed (an isolated build would fetch another torch).
 
 import glob
 import os
+import sys
 
 from setuptools import find_packages, setup
 
@@ -33,6 +34,10 @@ def _extension_modules():
     # at::parallel_for inlines its OpenMP region into our code: without -fopenmp it runs serially.
     cxx_flags += ["-fopenmp", "-fno-math-errno", "-Wall", "-Wno-unknown-pragmas"]
     extra = {"cxx": cxx_flags}
+    # libtorch's own libstdc++, shared: a compiler that links libstdc++ statically (the H200
+    # image's /opt/gcc) gives the extension a second copy, whose stream and locale state is never
+    # initialised, and every TORCH_CHECK message with a number in it segfaulted there.
+    link_args = ["-fopenmp"] + (["-l:libstdc++.so.6"] if sys.platform.startswith("linux") else [])
     include_dirs = [os.path.join(ROOT, "csrc", "include")]
 
     with_cuda = torch.version.cuda is not None and CUDA_HOME is not None
@@ -48,7 +53,7 @@ def _extension_modules():
             sources,
             include_dirs=include_dirs,
             extra_compile_args=extra,
-            extra_link_args=["-fopenmp"],
+            extra_link_args=link_args,
             define_macros=[("AAE_FAST_WITH_CUDA", "1")],
         )
     else:
@@ -57,7 +62,7 @@ def _extension_modules():
             sources,
             include_dirs=include_dirs,
             extra_compile_args=extra,
-            extra_link_args=["-fopenmp"],
+            extra_link_args=link_args,
         )
     return [ext], {"build_ext": BuildExtension.with_options(use_ninja=True)}
 

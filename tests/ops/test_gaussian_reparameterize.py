@@ -125,14 +125,20 @@ def test_generator_contract_state_advances_by_B():
 def test_exp_near_the_float32_limit_overflows_only_where_it_must(device, lv):
     # exp(logvar / 2) for logvar / 2 in [88.0, 88.7] is finite in float32 (up to 3.4e38) but its
     # power of two, 2^128, is not; eps * exp(...) then overflows only where |eps| is large enough.
+    # The op's own float32 noise (logvar 0 scales it by exp(0) = 1 exactly) is the reference, not
+    # the float64 oracle: where cos or sin of the Box-Muller angle is near 0, float32 eps is
+    # accurate to ~1e-7 absolute only (the angle's rounding), which is up to 3e-4 relative, and
+    # this test is about exp. (The H200 run of 2026-11-26 hit 3 such elements of 512.)
     B, D = 64, 8
     mu = torch.zeros(B, D, device=device)
     logvar = torch.full((B, D), lv, device=device)
     z = fwd(state(device), mu, logvar).cpu().double()
-    expected = torch.exp(torch.tensor(lv / 2, dtype=torch.float64)) * oracle_eps(B, D)
+    eps = fwd(state(device), mu, torch.zeros_like(logvar)).cpu().double()
+    expected = torch.exp(0.5 * logvar.cpu().double()) * eps  # of logvar as stored: float32(lv)
     finite = expected.abs() < torch.finfo(torch.float32).max * 0.999
     assert torch.isfinite(z[finite]).all(), (lv, int((~torch.isfinite(z[finite])).sum()))
-    torch.testing.assert_close(z[finite], expected[finite], rtol=1e-5, atol=0.0)
+    # exp to a few float32 ulps, and the product's one rounding.
+    torch.testing.assert_close(z[finite], expected[finite], rtol=1e-6, atol=0.0)
     assert torch.isinf(z[expected.abs() > torch.finfo(torch.float32).max * 1.001]).all()
 
 
