@@ -35,8 +35,8 @@ def _extension_modules():
     cxx_flags += ["-fopenmp", "-fno-math-errno", "-Wall", "-Wno-unknown-pragmas"]
     extra = {"cxx": cxx_flags}
     # libtorch's own libstdc++, shared: a compiler that links libstdc++ statically (the H200
-    # image's /opt/gcc) gives the extension a second copy, whose stream and locale state is never
-    # initialised, and every TORCH_CHECK message with a number in it segfaulted there.
+    # image's CXX=/opt/gcc/bin/g++) gives the extension a second copy, and every TORCH_CHECK whose
+    # message formats a number crashed inside it (SIGSEGV in ostream::_M_insert<long>).
     link_args = ["-fopenmp"] + (["-l:libstdc++.so.6"] if sys.platform.startswith("linux") else [])
     include_dirs = [os.path.join(ROOT, "csrc", "include")]
 
