@@ -43,29 +43,30 @@ Patterns rewritten (matched on ``call_function`` / ``call_method`` nodes of the 
 ``reparameterize``
     ``mu + torch.exp(s) * randn`` (either order, any spelling of +, * and exp) with ``randn`` a
     ``torch.randn_like(...)`` / ``torch.randn(...)`` of mu's shape, dtype and device used only
-    there, no generator -> ``aae_fast.ops.gaussian_reparameterize(mu, logvar)``: logvar is L where
-    s is ``0.5 * L`` / ``L * 0.5`` / ``L / 2``, else 2 s. One pass, and the backward regenerates
-    the noise instead of keeping it. mu, logvar and the noise 2-D of one shape (no broadcasting),
-    the result contiguous. ``exp(s)`` and s may have other users (they stay), but the op recomputes
-    them from logvar, so neither may be modified in place before the add; and the op saves logvar
-    for the backward where the plain code saves ``exp(s)``, so a logvar that requires grad must not
-    be modified in place later in the graph (nor by the caller before the backward, which then
-    raises torch's "modified by an inplace operation" error where the plain code would not).
+    there, no generator, on the CPU -> ``aae_fast.ops.gaussian_reparameterize(mu, logvar)``: logvar
+    is L where s is ``0.5 * L`` / ``L * 0.5`` / ``L / 2``, else 2 s. One pass, and the backward
+    regenerates the noise instead of keeping it. mu, logvar and the noise 2-D of one shape (no
+    broadcasting), the result contiguous. ``exp(s)`` and s may have other users (they stay), but the
+    op recomputes them from logvar, so neither may be modified in place before the add; and the op
+    saves logvar for the backward where the plain code saves ``exp(s)``, so a logvar that requires
+    grad must not be modified in place later in the graph (nor by the caller before the backward,
+    which then raises torch's "modified by an inplace operation" error where the plain code would
+    not).
 ``prior_sample``
     ``loc[idx] + scale * randn(n, D)`` (``loc.index_select(0, idx)`` too; scale 1 when absent)
-    -> ``aae_fast.ops.sample_gaussian_mixture``. ``loc`` [K, D] not requiring grad; ``scale`` a
-    constant >= 0 or a tensor of shape (), [D] or [1, D] not requiring grad. ``idx`` from
-    ``torch.randint(0, K, (n,))`` used only there is drawn by the sampler (uniform components);
+    on the CPU -> ``aae_fast.ops.sample_gaussian_mixture``. ``loc`` [K, D] not requiring grad;
+    ``scale`` a constant >= 0 or a tensor of shape (), [D] or [1, D] not requiring grad. ``idx``
+    from ``torch.randint(0, K, (n,))`` used only there is drawn by the sampler (uniform components);
     any other int64 index (``torch.multinomial``, labels passed in) stays and is handed to the
     sampler as its labels. One Gaussian, ``mean + scale * randn(n, D)`` with a mean of shape [D]
     or [1, D], is the mixture with K = 1. Negative labels count from the end, as indexing does;
-    a label outside [-K, K) raises a ValueError on the CPU (indexing: an IndexError) and gives a
-    NaN row on CUDA (indexing: a device-side assert).
+    a label outside [-K, K) raises a ValueError (indexing: an IndexError).
 ``standard_normal``
     A bare 2-D ``torch.randn(n, D)`` / ``torch.randn_like(t)`` (the usual prior sample,
     ``z_real = torch.randn_like(z_fake)``) left by the patterns above, contiguous and with D >= 1
-    -> the same sampler, on the CPU only: there it drew 10^6 x 2 normals 47x faster than inductor's code (below). On CUDA
-    inductor's Triton randn is fast and fuses into its consumers, so it stays.
+    -> the same sampler, on the CPU: there it drew 10^6 x 2 normals 47x faster than inductor's
+    code. All three sampling patterns are CPU only: on CUDA inductor's Triton randn is fast and
+    fuses into its consumers, and the rewritten graphs ran slower (below).
 
 For the loss ops the result dtype is float32 for float16/bfloat16 inputs where torch keeps the
 input dtype; a cast back to the original node's dtype is inserted then, so every tensor downstream
@@ -84,7 +85,10 @@ sample"``, benchmarks/results/cpu-2026-11-26-sampling.md, cases ``aae_fast_compi
 0.96x, 1.05x, 2.9x and 2.0x plain inductor's speed at [100, 8], [1000, 8], [1000, 1000] and
 [10^5, 8] (inductor's forward draws slowly; its backward, which reads the stored noise, is faster
 than one that regenerates it); 10^6 samples of a diagonal 10-component mixture 17x, of an 8-D
-Gaussian 19x. ``options={"patterns": (...)}`` without the three keeps torch's numbers.
+Gaussian 19x. On an H200 they lost (benchmarks/results/nvidia-h200-2026-11-26-suite.md): 0.76x
+and 0.73x at [100, 8] and [1000, 8], 0.65x for the mixture, 0.64x for the Gaussian, so CUDA
+graphs keep inductor's sampling. ``options={"patterns": (...)}`` without the three keeps torch's
+numbers.
 
 Not rewritten:
 
@@ -895,7 +899,8 @@ class _Rewriter:
             source = logvar if logvar is not None else s
             pattern_nodes = [mul, eps, exp] + ([s] if logvar is not None else [])
             problem = (
-                _only_used_by(mul, node, "the noise term")
+                _off_cpu(node)
+                or _only_used_by(mul, node, "the noise term")
                 or _only_used_by(eps, mul, "the noise")
                 or _noise_problem(eps)
                 or _check_tensors(
@@ -983,7 +988,8 @@ class _Rewriter:
     @staticmethod
     def _prior_problem(node, chosen, loc, idx, mul, scale, eps) -> str | None:
         problem = (
-            (_only_used_by(mul, node, "the noise term") if mul is not None else None)
+            _off_cpu(node)
+            or (_only_used_by(mul, node, "the noise term") if mul is not None else None)
             or _only_used_by(eps, mul if mul is not None else node, "the noise")
             or _noise_problem(eps)
             or _check_tensors({"loc": loc, "noise": eps, "sample": node},
@@ -1089,6 +1095,19 @@ def _random_draw(node: Any) -> bool:
     return isinstance(node, fx.Node) and node.op == "call_function" and (
         node.target is torch.randn or node.target is torch.randn_like
     )
+
+
+def _off_cpu(node: fx.Node) -> str | None:
+    """The sampling rewrites pay on the CPU only. On an H200 (2026-11-26, one run, against plain
+    inductor) the rewritten graphs ran slower: forward + backward of the reparameterisation 0.76x
+    at [100, 8] and 0.73x at [1000, 8]; 10^6 samples of a diagonal mixture 0.65x, of an 8-D
+    Gaussian 0.64x. Inductor's Triton randn fuses into its consumers there, and the rewrite adds
+    the seed draw's kernels."""
+    t = _tensor(node)
+    if t is not None and t.device.type != "cpu":
+        return (f"on {t.device.type} inductor's own sampling is faster (the sampling rewrites "
+                "are CPU only)")
+    return None
 
 
 def _noise_problem(eps: fx.Node) -> str | None:
