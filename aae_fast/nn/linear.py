@@ -148,9 +148,20 @@ def _check_activation(activation, negative_slope) -> None:
         raise ValueError(f"negative_slope must be finite and >= 0, got {negative_slope!r}")
 
 
+#: Whether autocast knows a device type (it does not know meta, where is_autocast_enabled raises),
+#: asked once per type outside any trace: Dynamo folds torch.is_autocast_enabled to a constant but
+#: not torch.amp.is_autocast_available, which it refused to trace in torch 2.11 (fused_compile
+#: failed on the H200 with "Dynamo does not know how to trace ... _is_autocast_available").
+_AUTOCAST_KNOWS = {device_type: torch.amp.is_autocast_available(device_type)
+                   for device_type in ("cpu", "cuda", "meta")}
+
+
 def _autocast_on(device_type: str) -> bool:
     """Whether autocast is on for the device type (never for one autocast does not know: meta)."""
-    return torch.amp.is_autocast_available(device_type) and torch.is_autocast_enabled(device_type)
+    knows = _AUTOCAST_KNOWS.get(device_type)
+    if knows is None:  # another device type: asked (eagerly) the first time it is seen
+        knows = _AUTOCAST_KNOWS.setdefault(device_type, torch.amp.is_autocast_available(device_type))
+    return knows and torch.is_autocast_enabled(device_type)
 
 
 def _autocast(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:

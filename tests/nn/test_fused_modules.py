@@ -199,3 +199,22 @@ def test_fused_mlp_compiles_fullgraph_forward_and_backward():
     torch.testing.assert_close(y, fused(x))
     for g, p in zip(grads, fused.parameters()):
         torch.testing.assert_close(g, p.grad)
+
+
+def test_forward_asks_autocast_nothing_dynamo_cannot_fold(monkeypatch):
+    """torch 2.11's Dynamo refused to trace torch.amp.is_autocast_available, so a compiled
+    FusedLinear failed on the H200 (fused_compile): the forward must not call it for cpu/cuda."""
+
+    def refuse(device_type):
+        raise AssertionError(f"is_autocast_available({device_type!r}) called in the forward")
+
+    layer = FusedLinear(4, 3, activation="relu")
+    x = torch.randn(5, 4)
+    expected = layer(x)
+    monkeypatch.setattr(torch.amp, "is_autocast_available", refuse)
+    torch.testing.assert_close(layer(x), expected)
+    compiled = torch.compile(layer, fullgraph=True, backend="eager")
+    torch.testing.assert_close(compiled(x), expected)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert layer(x).dtype == torch.bfloat16
+    assert layer.to("meta")(torch.empty(5, 4, device="meta")).shape == (5, 3)
