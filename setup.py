@@ -25,8 +25,10 @@ def _extension_modules():
     def rel(pattern):
         return sorted(os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, pattern)))
 
-    # csrc/autograd: the C++ Autograd kernels (any device), built with the CPU kernels.
-    sources = rel("csrc/ops.cpp") + rel("csrc/cpu/*.cpp") + rel("csrc/autograd/*.cpp")
+    # csrc/autograd: the C++ Autograd kernels (any device), built with the CPU kernels; csrc/aten:
+    # implementations from ATen ops (any device).
+    sources = (rel("csrc/ops.cpp") + rel("csrc/cpu/*.cpp") + rel("csrc/autograd/*.cpp")
+               + rel("csrc/aten/*.cpp"))
     debug = os.environ.get("AAE_FAST_DEBUG", "0") == "1"
     # -g0 after the interpreter's own CFLAGS (often "-g"): debug info made the release .so 38 MB
     # instead of 1.7 MB. AAE_FAST_DEBUG=1 builds keep it.

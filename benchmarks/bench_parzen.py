@@ -1,5 +1,6 @@
 """Parzen-window log-likelihood: aae_fast's tiled op against the eager composite a user would write
-(torch.cdist, square, torch.logsumexp) and against torch.compile of that composite, in the paper's
+(torch.cdist, square, torch.logsumexp), against torch.compile of that composite and against the
+op's GEMM-tile path (gemm-tiles; and on CUDA the Python fallback, aten-tiles), in the paper's
 protocol: N = 10^4 test points scored under a window on M = 10^4 model samples, D = 784 (MNIST
 pixels in [0, 1]), float32.
 
@@ -40,11 +41,13 @@ from conftest import bench_device, record_throughput, run_timed, synchronize
 N = M = int(os.environ.get("AAE_FAST_BENCH_PARZEN_N", "10000"))
 D = 784
 SIGMA = 0.2  # a typical cross-validated width for MNIST pixels
-IMPLS = ["fused", "eager", "compiled-eager"]
+# gemm-tiles: the op's C++ path from ATen ops (torch.addmm tiles + an online log-sum-exp, O(N + M)
+# memory; csrc/aten/parzen_gemm_tiles.cpp), which the CUDA op uses from D = 256 on (there "fused"
+# is the same path); on the CPU it shows what the fused CPU kernel gains over it.
+IMPLS = ["fused", "eager", "compiled-eager", "gemm-tiles"]
 if bench_device().type == "cuda":
-    # The op's own pure-PyTorch fallback (tiles of torch.addmm + an online log-sum-exp, O(N + M)
-    # memory): on the H200 the CUDA and Triton kernels (SIMT tiles) ran at 0.32x eager, and this
-    # measures whether cuBLAS tiles would serve CUDA better.
+    # The op's own pure-PyTorch fallback, the same tiles driven from Python: on the H200 it ran at
+    # 0.47-0.53x eager where the CUDA kernel (SIMT tiles) ran at 0.32x (2026-11-26).
     IMPLS.append("aten-tiles")
 
 
@@ -76,6 +79,10 @@ def implementation(impl: str, x: torch.Tensor, samples: torch.Tensor):
         return lambda: eager_parzen(x, samples, SIGMA)
     if impl == "aten-tiles":
         return lambda: _parzen_op._composite(x, samples, SIGMA)
+    if impl == "gemm-tiles":
+        if not hasattr(torch.ops.aae_fast, "_parzen_log_likelihood_gemm_tiles"):
+            pytest.skip("gemm-tiles is C++: aae_fast._C is not loaded")
+        return lambda: torch.ops.aae_fast._parzen_log_likelihood_gemm_tiles(x, samples, SIGMA)
     return lambda: _compiled_parzen(x, samples, SIGMA)
 
 

@@ -70,6 +70,12 @@ TORCH_LIBRARY(aae_fast, m) {
   // (the compute precision). sigma: finite, > 0. Tiled (GEMM tiles of x . s and an online
   // log-sum-exp), never holding the N x M matrix. Not differentiable: no autograd kernel.
   m.def("parzen_log_likelihood(Tensor x, Tensor samples, float sigma) -> Tensor");
+  // Private: the same result from ATen ops on any device, in row_tile x sample_tile GEMM tiles
+  // (csrc/aten/parzen_gemm_tiles.cpp; what the CUDA kernel hands large D to). For tests and
+  // benchmarks.
+  m.def(
+      "_parzen_log_likelihood_gemm_tiles(Tensor x, Tensor samples, float sigma, int row_tile=2048, "
+      "int sample_tile=4096) -> Tensor");
   // Squared maximum mean discrepancy (issue 11) between x [N, D] and y [M, D] (one dtype: float32,
   // float64, float16, bfloat16; one device) under the kernel k(a, b) = sum_s exp(-||a - b||^2 h_s),
   // h_s = 1 / (2 bandwidths[s]^2) (at least one bandwidth, each finite and > 0):

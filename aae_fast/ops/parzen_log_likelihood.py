@@ -3,8 +3,9 @@
 `torch.ops.aae_fast.parzen_log_likelihood(x, samples, sigma)`; schema in csrc/ops.cpp. Served by
 C++ on CPU (csrc/cpu/parzen_log_likelihood.cpp: BLAS GEMM tiles plus a fused, vectorised online
 log-sum-exp), by CUDA C++ or Triton on CUDA (csrc/cuda/parzen_log_likelihood.cu,
-kernels/parzen_log_likelihood.py), and by the tiled pure-PyTorch composite below when the extension
-is not built. `aae_fast.evaluation.parzen` is the float64 oracle the tests hold it to.
+kernels/parzen_log_likelihood.py; the CUDA C++ op hands D >= 256 to cuBLAS GEMM tiles driven by
+ATen ops, csrc/aten/parzen_gemm_tiles.cpp, which beat its SIMT kernel at D = 784 on an H200), and
+by the tiled pure-PyTorch composite below when the extension is not built. `aae_fast.evaluation.parzen` is the float64 oracle the tests hold it to.
 """
 
 from __future__ import annotations

@@ -8,10 +8,19 @@
 #include <torch/library.h>
 
 #include "aae_fast/parzen_checks.h"
+#include "aae_fast/parzen_gemm_tiles.h"
 #include "parzen_log_likelihood.h"
 
 namespace aae_fast {
 namespace {
+
+// From this D on, cuBLAS GEMM tiles (csrc/aten/parzen_gemm_tiles.cpp) serve the op: the distances
+// are D multiply-adds a pair, which the kernel below does on SIMT lanes and cuBLAS on tensor-core
+// tiles. Measured on an H200 at N = M = 10^4, D = 784 (2026-11-26): the kernel 15.5 ms, the same
+// tiles driven from Python 9.3-10.5 ms. Not measured between D = 8 and 784: 256 is an estimate
+// (the kernel's time grows with D, the tiles' elementwise passes do not), to be checked with
+// benchmarks/bench_parzen.py on the next GPU.
+constexpr int64_t kGemmTilesMinDim = 256;
 
 template <typename in_t, typename acc_t>
 void launch(const at::Tensor& x, const at::Tensor& samples, double sigma, at::Tensor& workspace,
@@ -29,6 +38,7 @@ at::Tensor parzen_log_likelihood_cuda(const at::Tensor& x, const at::Tensor& sam
   check_parzen_inputs(x, samples, sigma);
   TORCH_CHECK(x.is_cuda(), "x must be a CUDA tensor here, got device ", x.device());
   const c10::cuda::CUDAGuard guard(x.device());
+  if (x.size(1) >= kGemmTilesMinDim) return parzen_log_likelihood_gemm_tiles(x, samples, sigma);
   const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
   const at::ScalarType acc_dtype = parzen_output_dtype(x.scalar_type());
   at::Tensor out = at::empty({x.size(0)}, x.options().dtype(acc_dtype));

@@ -362,3 +362,84 @@ def test_fallback_without_extension_serves_the_composite():
     g = torch.Generator().manual_seed(0)
     x, s = torch.rand(9, 5, generator=g), torch.rand(11, 5, generator=g)
     torch.testing.assert_close(torch.tensor(result["out"]), af.ops.parzen_log_likelihood(x, s, 0.3))
+
+
+# ------------------------------------------------------------------------------------------------
+# The cuBLAS-tile path (csrc/aten/parzen_gemm_tiles.cpp): what the CUDA op hands large D to. It is
+# built from ATen ops, so its arithmetic is checked here on the CPU, through its private op.
+
+from aae_fast import _backend  # noqa: E402
+
+needs_extension = pytest.mark.skipif(
+    not _backend.STATUS.cpu_ext, reason="the GEMM-tile path is C++ (aae_fast._C not loaded)")
+
+
+def gemm_tiles(x, s, sigma, row_tile=2048, sample_tile=4096):
+    return OPS._parzen_log_likelihood_gemm_tiles(x, s, sigma, row_tile, sample_tile)
+
+
+@needs_extension
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", list(DTYPES), ids=lambda d: str(d)[6:])
+@pytest.mark.parametrize("n, m, d", [(1, 1, 1), (17, 23, 7), (3, 100, 784), (100, 17, 256)])
+@pytest.mark.parametrize("tiles", [(2048, 4096), (3, 5), (1, 1)], ids=["default", "3x5", "1x1"])
+@pytest.mark.parametrize("sigma", [0.01, 0.3, 10.0])
+def test_gemm_tiles_match_explicit_float64_reference(device, dtype, n, m, d, tiles, sigma):
+    x, s = make_inputs(n, m, d, dtype, device, seed=n + 7 * m + 13 * d)
+    got = gemm_tiles(x, s, sigma, *tiles)
+    assert got.device.type == device and torch.isfinite(got).all()
+    assert_close_to_reference(got, reference_explicit(x, s, sigma), x, s, sigma, dtype)
+
+
+@needs_extension
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["fp32", "fp64"])
+def test_gemm_tiles_large_case_within_1e4_relative(dtype):
+    """The issue's bar at D = 784, M = 10^4, with tiles that split rows and samples unevenly."""
+    n, m = (600 if dtype == torch.float32 else 150), 10_000
+    x, s = make_inputs(n, m, 784, dtype, "cpu", seed=11)
+    for sigma in (0.05, 0.2, 1.0):
+        got = gemm_tiles(x, s, sigma, 256, 3000).double()
+        ref = parzen_oracle(x, s, sigma, progress=False)
+        rel = ((got - ref).abs() / ref.abs()).max().item()
+        assert rel < (1e-4 if dtype == torch.float32 else 1e-12), (sigma, rel)
+
+
+@needs_extension
+@pytest.mark.parametrize("sigma", [1e-30, 1e-200, 1e30, 1e200])
+def test_gemm_tiles_extreme_sigma_gives_what_the_op_gives(sigma):
+    x, s = make_inputs(5, 9, 3, torch.float32, "cpu", seed=1)
+    for dt in (torch.float32, torch.float64):
+        got = gemm_tiles(x.to(dt), s.to(dt), sigma, 2, 4).double()
+        assert not torch.isnan(got).any(), (dt, sigma, got)
+        torch.testing.assert_close(got, af.ops.parzen_log_likelihood(x.to(dt), s.to(dt), sigma).double(),
+                                   rtol=1e-6, atol=0)
+
+
+@needs_extension
+def test_gemm_tiles_duplicates_strides_nan_and_empty():
+    _, s = make_inputs(1, 50, 784, torch.float64, "cpu", seed=2)
+    x = s[:10].clone()  # exact duplicates: the cancellation is clamped at 0
+    for dt in (torch.float32, torch.float64):
+        got = gemm_tiles(x.to(dt), s.to(dt), 0.5, 4, 16)
+        assert_close_to_reference(got, reference_explicit(x.to(dt), s.to(dt), 0.5), x.to(dt),
+                                  s.to(dt), 0.5, dt)
+    base, sb = make_inputs(40, 30, 9, torch.float32, "cpu", seed=4)
+    xt, st = base.t().contiguous().t(), sb[::2]  # column-major rows, every other sample
+    torch.testing.assert_close(gemm_tiles(xt, st, 0.3, 7, 4),
+                               reference_explicit(xt, st, 0.3).float(), rtol=1e-5, atol=1e-5)
+    xn = base.clone()
+    xn[3, 2] = float("nan")
+    out = gemm_tiles(xn, sb, 0.3, 8, 8)
+    assert torch.isnan(out[3]) and torch.isfinite(out[torch.arange(40) != 3]).all()
+    assert gemm_tiles(base[:0], sb, 0.3).shape == (0,)
+
+
+@needs_extension
+def test_gemm_tiles_bad_inputs_raise_the_ops_messages():
+    x, s = make_inputs(4, 5, 3, torch.float32, "cpu")
+    with pytest.raises(RuntimeError, match="samples must have the dimension D of x"):
+        gemm_tiles(x, s[:, :2], 0.3)
+    with pytest.raises(RuntimeError, match="sigma must be a finite number > 0, got -1"):
+        gemm_tiles(x, s, -1.0)
+    with pytest.raises(RuntimeError, match="row_tile and sample_tile must be >= 1, got 0 and 5"):
+        gemm_tiles(x, s, 0.3, 0, 5)
