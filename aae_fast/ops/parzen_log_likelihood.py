@@ -4,8 +4,10 @@
 C++ on CPU (csrc/cpu/parzen_log_likelihood.cpp: BLAS GEMM tiles plus a fused, vectorised online
 log-sum-exp), by CUDA C++ or Triton on CUDA (csrc/cuda/parzen_log_likelihood.cu,
 kernels/parzen_log_likelihood.py; the CUDA C++ op hands D >= 256 to cuBLAS GEMM tiles driven by
-ATen ops, csrc/aten/parzen_gemm_tiles.cpp, which beat its SIMT kernel at D = 784 on an H200), and
-by the tiled pure-PyTorch composite below when the extension is not built. `aae_fast.evaluation.parzen` is the float64 oracle the tests hold it to.
+ATen ops, csrc/aten/parzen_gemm_tiles.cpp, which beat its SIMT kernel at D = 784 on an H200, unless
+TF32 is allowed for float32 matmuls, whose rounding the distance expansion cannot afford), and by
+the tiled pure-PyTorch composite below when the extension is not built. `aae_fast.evaluation.parzen`
+is the float64 oracle the tests hold it to.
 """
 
 from __future__ import annotations
@@ -31,9 +33,11 @@ def parzen_log_likelihood(x: torch.Tensor, samples: torch.Tensor, sigma: float) 
     Computed in tiles, like flash attention: squared distances come from GEMM tiles
     (``||x||^2 - 2 x.s + ||s||^2``, clamped at 0 where rounding makes them negative) and are folded
     into a running log-sum-exp per row, so the ``N x M`` distance matrix never exists: memory beyond
-    the inputs is O(N + M) plus one tile per thread (CPU) or per program (GPU). Everything stays in
-    the log domain, so the result is finite for any ``sigma > 0`` (at ``sigma = 0.01`` and ``D = 784``
-    every ``exp`` of a naive evaluation underflows).
+    the inputs is O(N + M) plus one tile per thread (CPU) or per program / GEMM tile (GPU).
+    Everything stays in the log domain, so the result is finite wherever ``log p`` is (at
+    ``sigma = 0.01`` and ``D = 784`` every ``exp`` of a naive evaluation underflows); only where
+    ``min d2 / (2 sigma^2)`` itself overflows float64 (``sigma`` near 1e-160 at unit distances) is
+    every term ``-inf``, and the result NaN.
 
     Reproducible run to run; on CPU not bit for bit across thread counts: with fewer row tiles
     than threads the sample tiles are split among the threads and their log-sum-exps merged, so
@@ -54,8 +58,9 @@ def parzen_log_likelihood(x: torch.Tensor, samples: torch.Tensor, sigma: float) 
         ``1e-7 (||x||^2 + ||s||^2) / (2 sigma^2)``: use float64 inputs for near-duplicate points at
         very small ``sigma``. Inputs must be finite: the expansion ``||x||^2 - 2 x.s + ||s||^2`` is
         ``inf - inf`` at an infinite coordinate, so a row of ``x`` holding ``inf`` gives NaN (not
-        the ``-inf`` of the exact formula), and a sample holding ``inf`` makes every row NaN; NaN
-        propagates the same way. (Checking would cost a host synchronisation per call.)
+        the ``-inf`` of the exact formula), and a sample holding ``+inf`` makes NaN every row whose
+        coordinate there is ``>= 0`` (the other rows only lose that sample); NaN propagates the
+        same way. (Checking would cost a host synchronisation per call.)
 
     Not differentiable: this is an evaluation op and has no autograd formula. The inputs are
     detached, so the result never requires grad. (Calling ``torch.ops.aae_fast.parzen_log_likelihood``

@@ -4,11 +4,12 @@
 // (aae_fast/ops/parzen_log_likelihood.py, _composite), without Python between the kernels.
 //
 // Why it exists: on an H200 (benchmarks/results/nvidia-h200-2026-11-26-suite.md) the op's CUDA
-// kernel, SIMT tiles without tensor cores, took 15.5 ms at N = M = 10^4, D = 784, and the Python
-// fallback's cuBLAS tiles 9.3-10.5 ms (eager cdist + logsumexp: 5.0 ms, holding 1.1 GiB). At large
+// kernel, SIMT tiles, took 15.6 ms at N = M = 10^4, D = 784, and the Python fallback's cuBLAS
+// tiles 10.5 ms (eager cdist + logsumexp: 5.0 ms, holding 1.1 GiB). At large
 // D the distances are GEMM work, which cuBLAS does best; at small D the elementwise passes over
 // each tile dominate and the fused CUDA kernel wins (mmd, the same structure, ran 4x faster than
-// its ATen tiles at D = 8). The CUDA glue picks between them by D.
+// its ATen tiles at D = 8). The CUDA glue picks between them by D, and keeps the kernel where
+// cuBLAS would round float32 to TF32.
 //
 // Registered as the private op aae_fast::_parzen_log_likelihood_gemm_tiles
 // (CompositeExplicitAutograd: any device) so that tests and benchmarks can call it directly.
@@ -71,10 +72,10 @@ at::Tensor parzen_log_likelihood_gemm_tiles(const at::Tensor& x, const at::Tenso
       // ||s||^2 - 2 x.s + ||x||^2, clamped at 0 where cancellation makes it negative (NaN stays).
       at::Tensor d2 = at::addmm(s_sq.slice(0, j0, j1).unsqueeze(0), xb, sb.t(), 1.0, -2.0);
       d2.add_(xb_sq).clamp_min_(0.0);
-      const at::Tensor d_min = std::get<0>(d2.min(1, /*keepdim=*/true));
-      // sum_j exp((min d2 - d2_j) h): every term in (0, 1], the largest 1. In place on d2.
-      const at::Tensor block_sum =
-          d2.sub_(d_min).mul_(-h).exp_().sum(1, /*keepdim=*/false, at::kDouble);
+      const at::Tensor d_min = at::amin(d2, 1, /*keepdim=*/true);
+      // sum_j exp((min d2 - d2_j) h): every term in (0, 1], the largest 1. In place on d2, summed
+      // in the compute dtype (a float64 sum would first copy the whole tile to float64).
+      const at::Tensor block_sum = d2.sub_(d_min).mul_(-h).exp_().sum(1).to(at::kDouble);
       const at::Tensor block_max = d_min.squeeze(1).to(at::kDouble).mul(-h64);
       const at::Tensor new_max = at::maximum(run_max, block_max);
       run_sum = run_sum.mul_((run_max - new_max).exp_())

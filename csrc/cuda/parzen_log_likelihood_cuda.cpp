@@ -15,12 +15,22 @@ namespace aae_fast {
 namespace {
 
 // From this D on, cuBLAS GEMM tiles (csrc/aten/parzen_gemm_tiles.cpp) serve the op: the distances
-// are D multiply-adds a pair, which the kernel below does on SIMT lanes and cuBLAS on tensor-core
-// tiles. Measured on an H200 at N = M = 10^4, D = 784 (2026-11-26): the kernel 15.5 ms, the same
-// tiles driven from Python 9.3-10.5 ms. Not measured between D = 8 and 784: 256 is an estimate
-// (the kernel's time grows with D, the tiles' elementwise passes do not), to be checked with
-// benchmarks/bench_parzen.py on the next GPU.
+// are D multiply-adds a pair, which the kernel below does on SIMT lanes and cuBLAS as GEMM tiles.
+// Measured on an H200 at N = M = 10^4, D = 784 (2026-11-26, nvidia-h200-2026-11-26-suite.md): the
+// kernel 15.6 ms, the same tiles driven from Python 10.5 ms (9.3 ms in an earlier call of the same
+// lease). Not measured between D = 8 and 784: 256 is an estimate (the kernel's time grows with D,
+// the tiles' elementwise passes do not), to be checked with benchmarks/bench_parzen.py on a GPU.
 constexpr int64_t kGemmTilesMinDim = 256;
+
+// Whether cuBLAS keeps float32 GEMMs in full float32. With TF32 allowed (allow_tf32, or
+// set_float32_matmul_precision("high" / "medium")) it rounds the inputs to 10-bit mantissas, and
+// the expansion ||x||^2 - 2 x.s + ||s||^2 cancels: emulated at D = 784, the error grew about 100x
+// past the documented bound. The SIMT kernel serves float32 and 16-bit inputs then.
+bool cublas_float32_is_exact() {
+  const at::Context& context = at::globalContext();
+  return !context.allowTF32CuBLAS() &&
+         context.float32MatmulPrecision() == at::Float32MatmulPrecision::HIGHEST;
+}
 
 template <typename in_t, typename acc_t>
 void launch(const at::Tensor& x, const at::Tensor& samples, double sigma, at::Tensor& workspace,
@@ -38,7 +48,10 @@ at::Tensor parzen_log_likelihood_cuda(const at::Tensor& x, const at::Tensor& sam
   check_parzen_inputs(x, samples, sigma);
   TORCH_CHECK(x.is_cuda(), "x must be a CUDA tensor here, got device ", x.device());
   const c10::cuda::CUDAGuard guard(x.device());
-  if (x.size(1) >= kGemmTilesMinDim) return parzen_log_likelihood_gemm_tiles(x, samples, sigma);
+  if (x.size(1) >= kGemmTilesMinDim &&
+      (x.scalar_type() == at::kDouble || cublas_float32_is_exact())) {
+    return parzen_log_likelihood_gemm_tiles(x, samples, sigma);
+  }
   const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
   const at::ScalarType acc_dtype = parzen_output_dtype(x.scalar_type());
   at::Tensor out = at::empty({x.size(0)}, x.options().dtype(acc_dtype));

@@ -411,8 +411,8 @@ def test_gemm_tiles_extreme_sigma_gives_what_the_op_gives(sigma):
     for dt in (torch.float32, torch.float64):
         got = gemm_tiles(x.to(dt), s.to(dt), sigma, 2, 4).double()
         assert not torch.isnan(got).any(), (dt, sigma, got)
-        torch.testing.assert_close(got, af.ops.parzen_log_likelihood(x.to(dt), s.to(dt), sigma).double(),
-                                   rtol=1e-6, atol=0)
+        expected = af.ops.parzen_log_likelihood(x.to(dt), s.to(dt), sigma).double()
+        torch.testing.assert_close(got, expected, rtol=1e-6, atol=0)
 
 
 @needs_extension
@@ -443,3 +443,20 @@ def test_gemm_tiles_bad_inputs_raise_the_ops_messages():
         gemm_tiles(x, s, -1.0)
     with pytest.raises(RuntimeError, match="row_tile and sample_tile must be >= 1, got 0 and 5"):
         gemm_tiles(x, s, 0.3, 0, 5)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_tf32_matmul_setting_keeps_the_documented_accuracy(device):
+    """Users often allow TF32 for their float32 matmuls; the op's distance expansion cancels, so
+    its GEMMs must stay in float32 regardless (on CUDA the GEMM-tile path steps aside then)."""
+    x, s = make_inputs(64, 300, 784, torch.float32, device, seed=5)
+    ref = reference_explicit(x, s, 0.2)
+    before = (torch.backends.cuda.matmul.allow_tf32, torch.get_float32_matmul_precision())
+    try:
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.set_float32_matmul_precision("high")
+        got = af.ops.parzen_log_likelihood(x, s, 0.2)
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = before[0]
+        torch.set_float32_matmul_precision(before[1])
+    assert_close_to_reference(got, ref, x, s, 0.2, torch.float32)
