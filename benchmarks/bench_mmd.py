@@ -16,12 +16,12 @@ holds N x N and N x M matrices: for fwd+bwd autograd keeps, per kernel block, th
 squares and one exp(...) per bandwidth, about (2 + S) x 3 float32 matrices of N^2 elements, i.e.
 about 8.4 GB at N = 10^4 (forward alone peaks near 4 of them, 1.6 GB). Composite cases whose
 estimate exceeds AAE_FAST_BENCH_MMD_MEM_GB (default 4) are skipped with that reason, which drops the
-eager and compiled composites' fwd+bwd at N = 10^4 (D = 8 and 784 alike: the matrices do not depend on D); the fused op
-runs every case.
+eager and compiled composites' fwd+bwd at N = 10^4 (D = 8 and 784 alike: the matrices do not depend
+on D); the fused op runs every case.
 
 The --benchmark-disable smoke run (scripts/test.sh) caps N at 200 (so N = 10^4 is skipped as a
 repeat of N = 1000) and compiles the composite at N = 100, D = 8 only (every shape recompiles).
-`python benchmarks/bench_mmd.py [rounds]` runs the three implementations interleaved, round by
+`python benchmarks/bench_mmd.py [rounds]` runs the implementations interleaved, round by
 round (fairer on a shared, noisy machine), at N = M = 1000 for D = 8 and 784, and prints medians
 with p20/p80, peak memory and the ratios. On a 2-core machine shared with other jobs, run it with
 OMP_NUM_THREADS=1: with 2 OpenMP threads and a busy co-tenant every barrier can wait a scheduler

@@ -17,7 +17,7 @@ VmRSS every millisecond instead. On CUDA it is torch.cuda.max_memory_allocated()
 allocated before the call. The figure lands in extra_info["peak_memory_bytes"] (and replaces
 run_timed's "peak_rss_growth_bytes" on CPU).
 
-`python benchmarks/bench_parzen.py [rounds]` runs the three implementations interleaved, round by
+`python benchmarks/bench_parzen.py [rounds]` runs the implementations interleaved, round by
 round (fairer on a shared, noisy machine), and prints medians with p20/p80, CPU time, peak memory
 and the ratios.
 """
@@ -47,7 +47,7 @@ SIGMA = 0.2  # a typical cross-validated width for MNIST pixels
 IMPLS = ["fused", "eager", "compiled-eager", "gemm-tiles"]
 if bench_device().type == "cuda":
     # The op's own pure-PyTorch fallback, the same tiles driven from Python: on the H200 it ran at
-    # 0.47-0.53x eager where the CUDA kernel (SIMT tiles) ran at 0.32x (2026-11-26).
+    # 0.47x eager where the CUDA kernel (SIMT tiles) ran at 0.32x (2026-11-26).
     IMPLS.append("aten-tiles")
 
 
@@ -72,6 +72,10 @@ def make_inputs(device: torch.device, n: int = N, m: int = M):
     return x, samples
 
 
+def _has_gemm_tiles() -> bool:
+    return hasattr(torch.ops.aae_fast, "_parzen_log_likelihood_gemm_tiles")
+
+
 def implementation(impl: str, x: torch.Tensor, samples: torch.Tensor):
     if impl == "fused":
         return lambda: af.ops.parzen_log_likelihood(x, samples, SIGMA)
@@ -80,7 +84,7 @@ def implementation(impl: str, x: torch.Tensor, samples: torch.Tensor):
     if impl == "aten-tiles":
         return lambda: _parzen_op._composite(x, samples, SIGMA)
     if impl == "gemm-tiles":
-        if not hasattr(torch.ops.aae_fast, "_parzen_log_likelihood_gemm_tiles"):
+        if not _has_gemm_tiles():
             pytest.skip("gemm-tiles is C++: aae_fast._C is not loaded")
         return lambda: torch.ops.aae_fast._parzen_log_likelihood_gemm_tiles(x, samples, SIGMA)
     return lambda: _compiled_parzen(x, samples, SIGMA)
@@ -175,13 +179,14 @@ def _quantile(values, q):
 def main(rounds: int = 7) -> None:
     device = bench_device()
     x, samples = make_inputs(device)
-    fns = {impl: implementation(impl, x, samples) for impl in IMPLS}
+    impls = [impl for impl in IMPLS if impl != "gemm-tiles" or _has_gemm_tiles()]
+    fns = {impl: implementation(impl, x, samples) for impl in impls}
     ref = fns["eager"]().double()
     for impl, fn in fns.items():  # warm-up (compilation) and agreement
         err = ((fn().double() - ref).abs() / ref.abs()).max().item()
         print(f"{impl:>15}: max relative difference to eager {err:.1e}", flush=True)
-    wall = {impl: [] for impl in IMPLS}
-    cpu = {impl: [] for impl in IMPLS}
+    wall = {impl: [] for impl in impls}
+    cpu = {impl: [] for impl in impls}
     for _ in range(rounds):
         for impl, fn in fns.items():
             c0, t0 = time.process_time(), time.perf_counter()
@@ -192,9 +197,9 @@ def main(rounds: int = 7) -> None:
     peak = {impl: peak_memory_bytes(fn, device) for impl, fn in fns.items()}
     print(f"device {device}, {torch.get_num_threads()} threads, N = M = {N}, D = {D}, "
           f"{rounds} interleaved rounds")
-    med = {impl: _quantile(wall[impl], 0.5) for impl in IMPLS}
-    med_cpu = {impl: _quantile(cpu[impl], 0.5) for impl in IMPLS}
-    for impl in IMPLS:
+    med = {impl: _quantile(wall[impl], 0.5) for impl in impls}
+    med_cpu = {impl: _quantile(cpu[impl], 0.5) for impl in impls}
+    for impl in impls:
         print(f"{impl:>15}: wall median {med[impl]:.3f} s (p20 {_quantile(wall[impl], 0.2):.3f}, "
               f"p80 {_quantile(wall[impl], 0.8):.3f}), cpu median {med_cpu[impl]:.3f} s, "
               f"peak +{peak[impl] / 2**20:.1f} MiB, {2 * N * M * D / med[impl] / 1e9:.0f} GFLOP/s")

@@ -153,14 +153,15 @@ def _check_activation(activation, negative_slope) -> None:
 #: not torch.amp.is_autocast_available, which it refused to trace in torch 2.11 (fused_compile
 #: failed on the H200 with "Dynamo does not know how to trace ... _is_autocast_available").
 _AUTOCAST_KNOWS = {device_type: torch.amp.is_autocast_available(device_type)
-                   for device_type in ("cpu", "cuda", "meta")}
+                   for device_type in ("cpu", "cuda", "xpu", "mps", "hpu", "mtia", "meta")}
 
 
 def _autocast_on(device_type: str) -> bool:
     """Whether autocast is on for the device type (never for one autocast does not know: meta)."""
     knows = _AUTOCAST_KNOWS.get(device_type)
     if knows is None:  # another device type: asked (eagerly) the first time it is seen
-        knows = _AUTOCAST_KNOWS.setdefault(device_type, torch.amp.is_autocast_available(device_type))
+        knows = torch.amp.is_autocast_available(device_type)
+        _AUTOCAST_KNOWS[device_type] = knows
     return knows and torch.is_autocast_enabled(device_type)
 
 
