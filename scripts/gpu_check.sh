@@ -21,7 +21,8 @@
 #   (also TRITON_TESTS / TRITON_K and GPU_TESTS / TEST_K: the test paths and -k of stages 0 and 2;
 #   TRITON_TIMEOUT / TEST_TIMEOUT / BENCH_TIMEOUT / BENCH2_TIMEOUT: each stage's session limit in s;
 #   TRITON_TEST_LIMIT / TEST_LIMIT: the per-test limits)
-# $OUT gets run logs (pytest.log, triton.log, bench.log, bench2.log; build.log on failure) and the
+# $OUT gets run logs (pytest.log, triton.log, probe.log, bench.log, bench2.log, profile-*.txt;
+# build.log on failure; packed into logs.tar.gz when more than 7 files: the tool returns 8) and the
 # results JSON alone in bench/ and bench2/ (rebuild their reports here with `aae-fast bench
 # --report-only`: $OUT returns a limited number of files). Each pytest stage's own
 # --session-timeout ends it before the outer `timeout`, so its report (and the bench JSON) is
@@ -47,6 +48,16 @@ run_bench() {  # -k ($1), limit in s ($2), name of the results folder and log ($
   find "$OUT/$3" -type f ! -name "*.json" -delete 2>/dev/null
 }
 has() { [[ " $STAGES " == *" $1 "* ]]; }
+pack_logs() {
+  # The device tool returns at most 8 files from $OUT (the third 2026-11-26 lease lost its first
+  # benchmark JSON that way): past 7, every file but the JSON results and run.log (still
+  # open: `tee`) goes into one logs.tar.gz (tar -xzf it here).
+  if (( $(find "$OUT" -type f | wc -l) > 7 )); then
+    (cd "$OUT" && find . -type f ! -name "*.json" ! -name run.log ! -name logs.tar.gz -print0 |
+       tar --null -czf logs.tar.gz -T - --remove-files)
+    echo "logs packed into $OUT/logs.tar.gz"
+  fi
+}
 
 stage "machine"
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv
@@ -165,4 +176,5 @@ if has bench && [[ -n "${BENCH2_K:-}" ]]; then
   run_bench "$BENCH2_K" "${BENCH2_TIMEOUT:-120}" bench2
   tail -25 "$OUT/bench2.log"
 fi
+pack_logs
 stage "done"
