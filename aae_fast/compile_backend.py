@@ -86,8 +86,8 @@ sample"``, benchmarks/results/cpu-2026-11-26-sampling.md, cases ``aae_fast_compi
 [10^5, 8] (inductor's forward draws slowly; its backward, which reads the stored noise, is faster
 than one that regenerates it); 10^6 samples of a diagonal 10-component mixture 17x, of an 8-D
 Gaussian 19x. On an H200 they lost (benchmarks/results/nvidia-h200-2026-11-26-suite.md): 0.76x
-and 0.73x at [100, 8] and [1000, 8], 0.65x for the mixture, 0.64x for the Gaussian, so CUDA
-graphs keep inductor's sampling. ``options={"patterns": (...)}`` without the three keeps torch's
+and 0.73x at [100, 8] and [1000, 8], 0.65x for the mixture, 0.64x for the Gaussian, so graphs
+on CUDA keep inductor's sampling. ``options={"patterns": (...)}`` without the three keeps torch's
 numbers.
 
 Not rewritten:
@@ -1101,8 +1101,8 @@ def _off_cpu(node: fx.Node) -> str | None:
     """The sampling rewrites pay on the CPU only. On an H200 (2026-11-26, one run, against plain
     inductor) the rewritten graphs ran slower: forward + backward of the reparameterisation 0.76x
     at [100, 8] and 0.73x at [1000, 8]; 10^6 samples of a diagonal mixture 0.65x, of an 8-D
-    Gaussian 0.64x. Inductor's Triton randn fuses into its consumers there, and the rewrite adds
-    the seed draw's kernels."""
+    Gaussian 0.64x. Inductor's Triton randn fuses into its consumers there; the rewritten graph
+    launches the op and its seed draw besides (not profiled)."""
     t = _tensor(node)
     if t is not None and t.device.type != "cpu":
         return (f"on {t.device.type} inductor's own sampling is faster (the sampling rewrites "
