@@ -1186,15 +1186,12 @@ def _component_means(node: Any) -> tuple[fx.Node, fx.Node | None] | None:
         return node, None
     if node.op == "call_function" and node.target is operator.getitem:
         loc, idx = node.args
-        if not (isinstance(loc, fx.Node) and isinstance(idx, fx.Node)):
+    else:
+        call = _call_args(node, {torch.index_select: ("index_select", _sig_index_select)},
+                          {"index_select": ("index_select", _sig_index_select)})
+        if call is None or call[1]["dim"] != 0:
             return None
-        lt = _tensor(loc)
-        return (loc, idx) if lt is not None and lt.dim() == 2 else None
-    call = _call_args(node, {torch.index_select: ("index_select", _sig_index_select)},
-                      {"index_select": ("index_select", _sig_index_select)})
-    if call is None or call[1]["dim"] != 0:
-        return None
-    loc, idx = call[1]["input"], call[1]["index"]
+        loc, idx = call[1]["input"], call[1]["index"]
     if not (isinstance(loc, fx.Node) and isinstance(idx, fx.Node)):
         return None
     lt = _tensor(loc)

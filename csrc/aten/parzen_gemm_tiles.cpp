@@ -87,17 +87,8 @@ at::Tensor parzen_log_likelihood_gemm_tiles(const at::Tensor& x, const at::Tenso
   return out;
 }
 
-namespace {
-
-at::Tensor parzen_gemm_tiles_op(const at::Tensor& x, const at::Tensor& samples, double sigma,
-                                int64_t row_tile, int64_t sample_tile) {
-  return parzen_log_likelihood_gemm_tiles(x, samples, sigma, row_tile, sample_tile);
-}
-
-}  // namespace
-
 TORCH_LIBRARY_IMPL(aae_fast, CompositeExplicitAutograd, m) {
-  m.impl("_parzen_log_likelihood_gemm_tiles", &parzen_gemm_tiles_op);
+  m.impl("_parzen_log_likelihood_gemm_tiles", &parzen_log_likelihood_gemm_tiles);
 }
 
 }  // namespace aae_fast
