@@ -460,3 +460,12 @@ def test_tf32_matmul_setting_keeps_the_documented_accuracy(device):
         torch.backends.cuda.matmul.allow_tf32 = before[0]
         torch.set_float32_matmul_precision(before[1])
     assert_close_to_reference(got, ref, x, s, 0.2, torch.float32)
+
+
+@needs_extension
+def test_gemm_tiles_opcheck_and_compile_fullgraph():
+    x, s = make_inputs(17, 23, 300, torch.float32, "cpu", seed=8)
+    args = (x, s, 0.3, 5, 7)
+    torch.library.opcheck(OPS._parzen_log_likelihood_gemm_tiles.default, args)
+    compiled = torch.compile(lambda *a: OPS._parzen_log_likelihood_gemm_tiles(*a), fullgraph=True)
+    torch.testing.assert_close(compiled(*args), gemm_tiles(*args), rtol=0, atol=0)
