@@ -25,6 +25,8 @@ from typing import Any
 
 import torch
 
+from ._checks import positive_int
+
 MODELS = ("aae", "supervised", "semi-supervised", "clustering", "dim-reduction", "vae", "gmmn-ae")
 #: The models whose generated samples the Parzen estimate scores (the paper's Table 1).
 GENERATIVE = ("aae", "vae", "gmmn-ae")
@@ -77,10 +79,12 @@ class RunConfig:
         for name, value, allowed in checks:
             if value not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
-        for name in ("labels_per_class", "clusters", "latent_dim", "epochs", "max_steps", "autoencoder_steps"):
+        for name in ("labels_per_class", "clusters", "latent_dim", "epochs", "max_steps", "autoencoder_steps",
+                     "batch_size", "parzen_samples"):
             value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value < 1):
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+            if value is not None:
+                setattr(self, name, positive_int(value, name))
+        self.hidden = [positive_int(width, f"hidden[{i}]") for i, width in enumerate(self.hidden)]
         if self.epochs is None and self.max_steps is None:
             self.epochs = 1
         if self.label_conditioned and self.model != "aae":

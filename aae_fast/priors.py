@@ -17,12 +17,14 @@ numbers.
 from __future__ import annotations
 
 import math
+import operator
 from abc import ABC, abstractmethod
 from typing import Any, Callable
 
 import torch
 
 from . import _backend
+from ._checks import positive_int
 from .ops import prior_sample as _ops
 from .random import PhiloxGenerator
 
@@ -172,7 +174,7 @@ class Gaussian(Prior):
 
     def __init__(self, dim: int, mean=0.0, std=1.0) -> None:
         super().__init__()
-        self.dim = _check_positive_int(dim, "dim")
+        self.dim = positive_int(dim, "dim")
         self.mean = _as_vector(mean, self.dim, "mean")
         self.std = _as_vector(std, self.dim, "std")
         if not ((self.std > 0) & torch.isfinite(self.std)).all():
@@ -238,8 +240,8 @@ class MixtureOfGaussians(Prior):
     ) -> None:
         super().__init__()
         if means is None:
-            self.num_components = _check_positive_int(num_components, "num_components")
-            self.dim = _check_positive_int(dim, "dim")
+            self.num_components = positive_int(num_components, "num_components")
+            self.dim = positive_int(dim, "dim")
             if self.dim < 2:
                 raise ValueError(f"dim must be >= 2 for the circle layout, got {dim}")
             if covariances is not None or stds is not None:
@@ -330,7 +332,7 @@ class SwissRoll(Prior):
 
     def __init__(self, num_components: int = 10, radius: float = 3.0, turns: float = 2.0, weights=None):
         super().__init__()
-        self.num_components = _check_positive_int(num_components, "num_components")
+        self.num_components = positive_int(num_components, "num_components")
         if not radius > 0:
             raise ValueError(f"radius must be positive, got {radius}")
         if not turns > 0:
@@ -368,7 +370,7 @@ class Categorical(Prior):
 
     def __init__(self, num_classes: int, probs=None):
         super().__init__()
-        self.num_components = _check_positive_int(num_classes, "num_classes")
+        self.num_components = positive_int(num_classes, "num_classes")
         self.dim = self.num_components
         self.weights = _normalised_weights(probs, self.num_components, name="probs")
 
@@ -404,9 +406,9 @@ class Custom(Prior):
         if not callable(sampler):
             raise TypeError(f"sampler must be callable, got {type(sampler).__name__}")
         self.sampler = sampler
-        self.dim = None if dim is None else _check_positive_int(dim, "dim")
+        self.dim = None if dim is None else positive_int(dim, "dim")
         self.num_components = (
-            None if num_components is None else _check_positive_int(num_components, "num_components")
+            None if num_components is None else positive_int(num_components, "num_components")
         )
 
     def _parameters(self):
@@ -431,19 +433,18 @@ class Custom(Prior):
 
 
 def _check_n(n) -> int:
+    if isinstance(n, torch.SymInt):  # a traced batch size (torch.compile)
+        return n
+    if not isinstance(n, bool):
+        try:
+            n = operator.index(n)  # numpy integers, 0-dim integer tensors
+        except TypeError:
+            pass
     if isinstance(n, bool) or not isinstance(n, int):
-        if isinstance(n, torch.SymInt):
-            return n
         raise TypeError(f"n must be an int, got {type(n).__name__}")
     if n < 0:
         raise ValueError(f"n must be a non-negative number of samples, got {n}")
     return n
-
-
-def _check_positive_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return value
 
 
 def _resolve_device(device, generator, labels) -> torch.device:

@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from .._checks import positive_int
 from .array_dataset import ArrayDataset
 
 __all__ = ["TensorLoader"]
@@ -117,8 +118,7 @@ class TensorLoader:
                 )
         if first.shape[0] == 0:
             raise ValueError("TensorLoader needs at least one row of data")
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        batch_size = positive_int(batch_size, "batch_size")
         for name, value in (("num_replicas", num_replicas), ("rank", rank)):
             if isinstance(value, bool) or not isinstance(value, int):
                 raise TypeError(f"{name} must be an int, got {value!r}")

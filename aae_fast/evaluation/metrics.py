@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import torch
 
+from .._checks import positive_int
+
 __all__ = [
     "classification_error",
     "cluster_to_label_mapping",
@@ -86,12 +88,6 @@ def _same_length(a: torch.Tensor, a_name: str, b: torch.Tensor, b_name: str) -> 
         raise ValueError(f"{a_name} and {b_name} are empty: an error rate needs N >= 1")
 
 
-def _num_clusters(num_clusters: object) -> int:
-    if isinstance(num_clusters, bool) or not isinstance(num_clusters, int) or num_clusters < 1:
-        raise ValueError(f"num_clusters must be a positive int, got {num_clusters!r}")
-    return num_clusters
-
-
 def classification_error(predictions: object, labels: object) -> float:
     """Fraction of examples whose predicted label differs from the true one, in [0, 1].
 
@@ -113,7 +109,7 @@ def _cluster_mapping(
     cluster_ids: object, labels: object, num_clusters: int
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(mapping [K], cluster ids [N], labels [N]), validated, all int64 on one device."""
-    k = _num_clusters(num_clusters)
+    k = positive_int(num_clusters, "num_clusters")
     raw = _as_tensor(cluster_ids, "cluster_ids")
     if raw.dim() == 2 and raw.is_floating_point() and raw.shape[1] != k:
         raise ValueError(

@@ -33,6 +33,8 @@ from typing import Sequence
 
 import torch
 
+from .._checks import positive_int
+
 __all__ = [
     "DEFAULT_SIGMAS",
     "ParzenResult",
@@ -90,12 +92,6 @@ def _as_sigmas(sigmas: object, device: torch.device) -> torch.Tensor:
     if not bool(torch.isfinite(s).all()) or not bool((s > 0).all()):
         raise ValueError(f"sigma must be finite and > 0, got {s.tolist()}")
     return s.to(device)
-
-
-def _check_batch(value: int, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return value
 
 
 def _parzen_multi(
@@ -191,8 +187,8 @@ def parzen_log_likelihood(
         every kernel term underflows in a naive evaluation.
     """
     _check_inputs(x, samples)
-    _check_batch(batch_size, "batch_size")
-    _check_batch(sample_batch_size, "sample_batch_size")
+    batch_size = positive_int(batch_size, "batch_size")
+    sample_batch_size = positive_int(sample_batch_size, "sample_batch_size")
     sigmas = _as_sigmas(sigma, x.device)
     if sigmas.numel() != 1:
         raise ValueError(
@@ -230,8 +226,8 @@ def select_sigma(
     if validation.shape[0] == 0:
         raise ValueError("validation must hold at least one row, got shape "
                          f"{tuple(validation.shape)}")
-    _check_batch(batch_size, "batch_size")
-    _check_batch(sample_batch_size, "sample_batch_size")
+    batch_size = positive_int(batch_size, "batch_size")
+    sample_batch_size = positive_int(sample_batch_size, "sample_batch_size")
     grid = _as_sigmas(DEFAULT_SIGMAS if sigmas is None else sigmas, validation.device)
     ll = _parzen_multi(
         validation, samples, grid, batch_size, sample_batch_size, progress, "Parzen sigma search"

@@ -30,6 +30,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from .._checks import positive_int
+
 __all__ = [
     "pca_2d",
     "plot_image_grid",
@@ -299,7 +301,7 @@ def plot_latent_panels(
     """
     if not panels:
         raise ValueError("panels must hold at least one (title, codes, labels) entry, got none")
-    ncols = _check_count(ncols, "ncols")
+    ncols = positive_int(ncols, "ncols")
     nrows = -(-len(panels) // ncols)
     cols = min(ncols, len(panels))
     fig = _figure((panel_size * cols + 1.5, panel_size * nrows + 0.6), dpi)
@@ -516,12 +518,6 @@ def _cell_grid(images: np.ndarray, ncol: int) -> np.ndarray:
     return cells.reshape(rows, ncol, h, w)
 
 
-def _check_count(value: int, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return value
-
-
 def plot_image_grid(
     images: object,
     path: str | Path,
@@ -550,7 +546,7 @@ def plot_image_grid(
     Returns:
         The path written.
     """
-    _check_count(nrow, "nrow")
+    nrow = positive_int(nrow, "nrow")
     imgs = _normalise(_images(images, "images", image_shape), value_range)
     mosaic, _ = _mosaic(_cell_grid(imgs, min(nrow, imgs.shape[0])))
     return _save(_show_mosaic(mosaic, imgs.shape[2] + _PAD_PX, title, dpi, figsize), path)
@@ -585,8 +581,8 @@ def plot_reconstructions(
     Returns:
         The path written.
     """
-    _check_count(n, "n")
-    _check_count(ncol, "ncol")
+    n = positive_int(n, "n")
+    ncol = positive_int(ncol, "ncol")
     a = _images(inputs, "inputs", image_shape)
     b = _images(reconstructions, "reconstructions", image_shape)
     if a.shape != b.shape:

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import math
 import numbers
-import operator
 
 import torch
 from torch import nn
 
+from .._checks import positive_int
 from ..ops import linear_act
 from ..ops.linear_act import ACTIVATIONS
 
@@ -51,8 +51,8 @@ class FusedLinear(nn.Module):
         dtype=None,
     ) -> None:
         super().__init__()
-        in_features = _positive_int(in_features, "in_features")
-        out_features = _positive_int(out_features, "out_features")
+        in_features = positive_int(in_features, "in_features")
+        out_features = positive_int(out_features, "out_features")
         _check_activation(activation, negative_slope)
         if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
             raise TypeError(f"dtype must be a floating-point torch.dtype or None, got {dtype!r}")
@@ -125,18 +125,6 @@ class FusedLinear(nn.Module):
             f"in_features={self.in_features}, out_features={self.out_features}, "
             f"bias={self.bias is not None}, activation={act}"
         )
-
-
-def _positive_int(value, name: str) -> int:
-    """``value`` as an int >= 1 (Python or numpy integers, as nn.Linear takes), or a ValueError."""
-    if not isinstance(value, bool):
-        try:
-            value = operator.index(value)
-        except TypeError:
-            pass
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return value
 
 
 def _check_activation(activation, negative_slope) -> None:

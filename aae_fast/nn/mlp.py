@@ -13,7 +13,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .linear import FusedLinear, _check_activation, _positive_int
+from .._checks import positive_int
+from .linear import FusedLinear, _check_activation
 from ..ops.linear_act import ACTIVATIONS
 
 __all__ = ["FusedMLP"]
@@ -70,11 +71,11 @@ class FusedMLP(nn.Module):
         negative_slope: float = 0.01,
     ) -> None:
         super().__init__()
-        in_features = _positive_int(in_features, "in_features")
-        out_features = _positive_int(out_features, "out_features")
+        in_features = positive_int(in_features, "in_features")
+        out_features = positive_int(out_features, "out_features")
         if isinstance(hidden, (str, bytes)) or not isinstance(hidden, Sequence):
             raise TypeError(f"hidden must be a sequence of positive ints, got {hidden!r}")
-        hidden = [_positive_int(width, f"hidden[{i}]") for i, width in enumerate(hidden)]
+        hidden = [positive_int(width, f"hidden[{i}]") for i, width in enumerate(hidden)]
         for name, value in (("activation", activation), ("out_activation", out_activation)):
             if value not in ACTIVATIONS:
                 raise ValueError(f"{name} must be one of {ACTIVATIONS}, got {value!r}")

@@ -48,6 +48,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .._checks import positive_int
 from ..data import ArrayDataset, TensorLoader
 from . import distributed as _distributed
 from .checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, load_checkpoint, save_checkpoint
@@ -318,18 +319,15 @@ class Trainer:
                 f"precision='fp16' needs a CUDA device (it uses a GradScaler), got device "
                 f"{str(self.device)!r}; use precision='bf16' on CPU"
             )
-        for name, value in (("batch_size", batch_size), ("log_every", log_every)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        batch_size = positive_int(batch_size, "batch_size")
+        log_every = positive_int(log_every, "log_every")
         if checkpoint_every is not None:
-            if (
-                isinstance(checkpoint_every, bool)
-                or not isinstance(checkpoint_every, int)
-                or checkpoint_every < 1
-            ):
+            try:
+                checkpoint_every = positive_int(checkpoint_every, "checkpoint_every")
+            except ValueError:
                 raise ValueError(
                     f"checkpoint_every must be a positive int or None, got {checkpoint_every!r}"
-                )
+                ) from None
             if out_dir is None:
                 raise ValueError("checkpoint_every needs out_dir (where to write the checkpoints)")
         if labelled_data is not None and not isinstance(labelled_data, ArrayDataset):
