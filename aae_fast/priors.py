@@ -398,7 +398,11 @@ class Custom(Prior):
     """Any prior that can be sampled: `sampler(n, labels, generator, device, dtype) -> (n, dim)`.
 
     `dim` is checked on every call when given; `num_components` enables `labels`. Both backends call
-    the sampler (it is the user's code).
+    the sampler (it is the user's code). It gets the ``generator`` that ``sample`` got when that is
+    a ``torch.Generator`` or None; an :class:`~aae_fast.random.PhiloxGenerator` (the stream of a
+    fused model) is not passed on, since torch's random functions cannot draw from it: the sampler
+    then gets None and draws from torch's default generator (``torch.manual_seed`` seeds it, and a
+    Trainer's checkpoint restores it).
     """
 
     def __init__(self, sampler: Callable, dim: int | None = None, num_components: int | None = None):
@@ -415,6 +419,8 @@ class Custom(Prior):
         return {}
 
     def _sample_fused(self, n, labels, generator, device, dtype):
+        if isinstance(generator, PhiloxGenerator):
+            generator = None  # see the class docstring
         z = self.sampler(n, labels, generator, device, dtype)
         if not isinstance(z, torch.Tensor):
             raise TypeError(f"sampler must return a torch.Tensor, got {type(z).__name__}")

@@ -201,6 +201,33 @@ def test_custom_prior():
         Custom(42)
 
 
+@pytest.mark.parametrize("backend", ["fused", "eager"])
+def test_a_custom_prior_written_for_torch_generators_trains_in_every_model(backend):
+    """A fused model draws from its PhiloxGenerator, which torch.rand cannot take: the sampler gets
+    None there and draws from torch's default generator, seeded by torch.manual_seed."""
+    seen = []
+
+    def ring(n, labels, generator, device, dtype):
+        seen.append(generator)
+        a = torch.rand(n, generator=generator, device=device, dtype=dtype) * 2 * math.pi
+        return torch.stack((a.cos(), a.sin()), 1)
+
+    model = af.AdversarialAutoencoder(input_dim=12, latent_dim=2, hidden=(8,), prior=Custom(ring),
+                                      backend=backend)
+    torch.manual_seed(3)
+    first = model.generate(4)
+    torch.manual_seed(3)
+    torch.testing.assert_close(model.generate(4), first)
+    assert all(g is None or isinstance(g, torch.Generator) for g in seen)
+    trainer = af.Trainer(model, batch_size=8, progress=False)
+    losses = trainer.step(torch.rand(8, 12))
+    assert all(math.isfinite(v) for v in losses.values())
+    # A torch.Generator given to sample() still reaches the sampler.
+    g = torch.Generator().manual_seed(0)
+    Custom(ring, dim=2).sample(3, generator=g, backend="fused")
+    assert seen[-1] is g
+
+
 @pytest.mark.parametrize(
     "call, error, message",
     [
