@@ -181,8 +181,9 @@ def _cmd_train(args) -> int:
     except KeyboardInterrupt:
         checkpoint = args.out / "checkpoint.pt"
         if checkpoint.is_file():
-            print(f"\naae-fast train: interrupted; the run so far is in {checkpoint}. Continue it "
-                  f"with: aae-fast train --resume {checkpoint}", file=sys.stderr)
+            # Its last step, after one Ctrl-C; an earlier one after a second Ctrl-C (Trainer.fit).
+            print(f"\naae-fast train: interrupted; its latest checkpoint is {checkpoint}. Continue "
+                  f"from it with: aae-fast train --resume {checkpoint}", file=sys.stderr)
         else:
             print("\naae-fast train: interrupted before the first checkpoint", file=sys.stderr)
         return 130
@@ -211,6 +212,9 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--checkpoint", type=Path, default=None, help="default: RUN/checkpoint.pt")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     p.add_argument("--parzen-samples", type=_positive_int, default=None)
+    p.add_argument("--data", default=None,
+                   help="the run's data set where it is now (as train's --data); default: the one "
+                        "in its config.json")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_evaluate)
 
@@ -219,17 +223,20 @@ def _cmd_evaluate(args) -> int:
     import json
 
     from . import experiment
+    from .data import IDXFormatError
     from .training import Trainer
 
     _check_device("evaluate", args.device)
     try:
         config, model = experiment.load_run(args.run, args.checkpoint, args.device)
-    except (FileNotFoundError, ValueError) as exc:
+        if args.data is not None:
+            config.data = args.data
+        splits = experiment.load_splits(config)
+    except (FileNotFoundError, IDXFormatError, ValueError) as exc:
         raise SystemExit(f"aae-fast evaluate: {exc}") from None
     if args.parzen_samples:
         config.parzen_samples = args.parzen_samples
     config.evaluate = True  # what this command is for, even for a run trained with --no-eval
-    splits = experiment.load_splits(config)
     trainer = Trainer(model, device=args.device, progress=False, seed=config.seed)
     final = experiment.evaluate(model, config, splits, trainer, args.run, progress=not args.quiet)
     path = args.run / "metrics.json"

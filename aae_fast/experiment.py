@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -220,6 +221,12 @@ def build_model(config: RunConfig, num_classes: int = 10, total_steps: int | Non
         return models.SemiSupervisedAAE(num_classes=num_classes, latent_dim=latent, **common)
     if config.model == "clustering":
         return models.ClusteringAAE(num_clusters=config.clusters, latent_dim=latent, **common)
+    if config.labels_per_class is not None and config.clusters not in (None, num_classes):
+        # Semi-supervised, its cluster heads are the labelled classes (DimReductionAAE).
+        raise ValueError(
+            f"--model dim-reduction with --labels-per-class has one cluster per class of the data "
+            f"({num_classes}), got --clusters {config.clusters}; leave --clusters out"
+        )
     return models.DimReductionAAE(
         latent_dim=latent, num_clusters=config.clusters or num_classes,
         semi_supervised=config.labels_per_class is not None, **common,
@@ -332,10 +339,25 @@ def _figures(model, config: RunConfig, x, y, out_dir: Path) -> list[Path]:
 
 
 def write_json(path: Path, payload: dict) -> None:
-    """Atomic JSON write: a crash never leaves a truncated metrics file."""
+    """Atomic JSON write: a crash never leaves a truncated metrics file. Non-finite numbers (a
+    diverged loss) are written as null: JSON has no NaN or Infinity, and strict readers refuse
+    Python's extension."""
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=1, default=float))
+    tmp.write_text(json.dumps(_finite_or_none(payload), indent=1, allow_nan=False))
     tmp.replace(path)
+
+
+def _finite_or_none(value: Any) -> Any:
+    """``value`` with every float that is NaN or infinite (Python, numpy or a 0-dim tensor)
+    replaced by None, recursively through dicts, lists and tuples."""
+    if isinstance(value, dict):
+        return {k: _finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_or_none(v) for v in value]
+    if isinstance(value, (bool, int, str)) or value is None:
+        return value
+    number = float(value)  # numpy scalars, 0-dim tensors: what default=float used to accept
+    return number if math.isfinite(number) else None
 
 
 def train(config: RunConfig, out_dir: Path, resume: Path | None = None, progress: bool = True,
@@ -394,12 +416,21 @@ def _train(config: RunConfig, out_dir: Path, resume: Path | None, progress: bool
     if config.model == "gmmn-ae" and config.autoencoder_steps != model.autoencoder_steps:
         # Record the stage split in force: "half the run" resolved, or a checkpoint's on resume.
         config.autoencoder_steps = model.autoencoder_steps
-    if main:  # only now: a run that fails to start (data, model, checkpoint) leaves out/ as it was
+
+    def start_run() -> None:
+        """Called by fit once it has checked its data, before the first step: a run that fails to
+        start (data, model, checkpoint, batch size) leaves out/ as it was."""
+        if not main:
+            return
         out_dir.mkdir(parents=True, exist_ok=True)
+        if resume is None:  # a new run: what an overwritten one left would not match its config
+            for name in ("checkpoint.pt", "metrics.json"):
+                (out_dir / name).unlink(missing_ok=True)
         write_json(out_dir / "config.json", config.to_dict())
+
     start = time.perf_counter()
     history = trainer.fit(splits.train, epochs=config.epochs, max_steps=config.max_steps,
-                          val_data=splits.validation)
+                          val_data=splits.validation, on_start=start_run)
     train_time = time.perf_counter() - start
     if not main:  # rank 0 evaluates and writes; the weights are the same on every rank
         return {"config": config.to_dict(), "history": history, "final": {}}

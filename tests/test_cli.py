@@ -10,6 +10,7 @@ import torch
 
 from aae_fast import experiment
 from aae_fast.cli import main
+from aae_fast.training import Trainer
 
 MNIST = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist"
 TINY = ["--hidden", "64,64", "--max-steps", "30", "--batch-size", "50", "--parzen-samples", "300", "--quiet"]
@@ -192,7 +193,7 @@ def test_ctrl_c_says_where_the_run_is_and_how_to_continue(tmp_path, monkeypatch,
     monkeypatch.setattr(experiment, "train", interrupted)
     assert main(["train", "--out", str(out), "--quiet"]) == 130
     err = capsys.readouterr().err
-    assert f"interrupted; the run so far is in {out / 'checkpoint.pt'}" in err
+    assert f"interrupted; its latest checkpoint is {out / 'checkpoint.pt'}" in err
     assert f"aae-fast train --resume {out / 'checkpoint.pt'}" in err
 
 
@@ -211,3 +212,50 @@ def test_resume_takes_the_runs_own_flags(trained_run, tmp_path):
     # A flag that is written wins over the saved one (and is checked against the checkpoint).
     with pytest.raises(SystemExit, match=r"--batch-size 25 \(the checkpoint has 50\)"):
         main(["train", "--resume", str(out / "checkpoint.pt"), "--batch-size", "25", "--quiet"])
+
+
+def test_a_failed_start_leaves_an_overwritten_run_as_it_was(trained_run, tmp_path, monkeypatch):
+    """--overwrite replaces a run only once the new one starts: settings that fail in the Trainer
+    (a batch larger than the data) leave config, checkpoint and metrics of the old run together."""
+    out = tmp_path / "copy"
+    shutil.copytree(trained_run, out)
+    before = {name: (out / name).read_bytes() for name in ("config.json", "checkpoint.pt", "metrics.json")}
+    args = ["train", "--data", f"mnist:{MNIST}", "--out", str(out), "--no-eval", "--overwrite", *TINY]
+    args[args.index("--batch-size") + 1] = "9000"
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+    assert "make no batch of 9000" in str(exc.value.code)
+    assert {name: (out / name).read_bytes() for name in before} == before
+    assert main(["evaluate", str(out), "--parzen-samples", "100", "--quiet"]) == 0
+    # A run that starts replaces all of them: if it then fails, no checkpoint or metrics of the
+    # old run stay behind beside its config.
+    args[args.index("--batch-size") + 1] = "50"
+
+    def crash(self, batch):
+        raise RuntimeError("crashed in the first step")
+
+    monkeypatch.setattr(Trainer, "_train_step", crash)
+    with pytest.raises(RuntimeError, match="crashed in the first step"):
+        main(args)
+    assert not (out / "checkpoint.pt").exists() and not (out / "metrics.json").exists()
+    assert (out / "config.json").read_bytes() != before["config.json"]
+
+
+def test_semi_supervised_dim_reduction_refuses_other_cluster_counts(tmp_path):
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--model", "dim-reduction", "--labels-per-class", "2", "--clusters", "3",
+              "--data", f"mnist:{MNIST}", "--out", str(tmp_path / "r"), *TINY])
+    assert "one cluster per class of the data (10), got --clusters 3" in str(exc.value.code)
+    assert not (tmp_path / "r").exists()
+
+
+def test_evaluate_names_missing_data_and_takes_its_new_place(trained_run, tmp_path):
+    out = tmp_path / "moved"
+    shutil.copytree(trained_run, out)
+    config = json.loads((out / "config.json").read_text())
+    config["data"] = f"mnist:{tmp_path / 'gone'}"
+    (out / "config.json").write_text(json.dumps(config))
+    with pytest.raises(SystemExit) as exc:
+        main(["evaluate", str(out), "--quiet"])
+    assert str(exc.value.code).startswith("aae-fast evaluate: ") and "gone" in str(exc.value.code)
+    assert main(["evaluate", str(out), "--data", f"mnist:{MNIST}", "--parzen-samples", "100", "--quiet"]) == 0

@@ -134,3 +134,19 @@ def test_overview_quotes_only_mnist_runs_against_the_paper(tmp_path):
     assert "123 ± 1" in table and "-419" not in table
     assert "| 12.50 (1 seed) |" in table
     assert "tiny budget" in table and "short" not in table
+
+
+def test_metrics_json_writes_non_finite_numbers_as_null(tmp_path):
+    """A diverged run's NaN losses: JSON has no NaN, and strict readers refuse Python's extension."""
+    import numpy as np
+    import torch
+
+    from aae_fast.experiment import write_json
+
+    path = tmp_path / "metrics.json"
+    write_json(path, {"final": {"loss": float("nan"), "ok": 1.5, "n": 3, "flag": True, "name": "x"},
+                      "history": [{"step": np.int64(2), "loss": float("inf"), "t": torch.tensor(0.25)}]})
+    text = path.read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    assert json.loads(text) == {"final": {"loss": None, "ok": 1.5, "n": 3, "flag": True, "name": "x"},
+                                "history": [{"step": 2.0, "loss": None, "t": 0.25}]}

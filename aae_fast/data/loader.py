@@ -96,10 +96,8 @@ class TensorLoader:
     ) -> None:
         if isinstance(data, ArrayDataset):
             tensors: tuple[torch.Tensor, ...] = data.tensors
-        elif isinstance(data, torch.Tensor):
-            tensors = (data,)
         else:
-            tensors = tuple(data)
+            tensors = as_tensors(data, "data")
         if not tensors:
             raise ValueError("TensorLoader needs at least one tensor")
         if device is not None:
@@ -250,3 +248,26 @@ class TensorLoader:
                 pending = torch.cat((pending, self._order()))
             yield self._gather(pending[first : first + size])
             pending = pending[step:]
+
+
+
+def as_tensors(data: Any, name: str) -> tuple[torch.Tensor, ...]:
+    """``data`` (a tensor, or a tuple or list of tensors) as a tuple of tensors, or a TypeError
+    naming ``name``, what it takes and what it got."""
+    if isinstance(data, torch.Tensor):
+        return (data,)
+    if isinstance(data, (tuple, list)) and all(isinstance(t, torch.Tensor) for t in data):
+        return tuple(data)
+    if isinstance(data, (tuple, list)):
+        got = f"a {type(data).__name__} of {', '.join(sorted({type(t).__name__ for t in data}))}"
+    else:
+        got = f"a {type(data).__name__}"
+    hint = ""
+    if isinstance(data, torch.utils.data.DataLoader):
+        hint = ("; a torch DataLoader is not taken: the data stays on the device as tensors and "
+                "batches are gathered by index, so pass the tensors themselves (e.g. its "
+                "TensorDataset's .tensors)")
+    raise TypeError(
+        f"{name} must be an ArrayDataset, a tensor or a tuple of tensors (sharing their first "
+        f"dimension), got {got}{hint}"
+    )

@@ -41,7 +41,8 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Mapping, Sequence
+import warnings
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,7 @@ from torch import nn
 
 from .._checks import positive_int
 from ..data import ArrayDataset, TensorLoader
+from ..data.loader import as_tensors
 from . import distributed as _distributed
 from .checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, load_checkpoint, save_checkpoint
 
@@ -275,7 +277,10 @@ class Trainer:
 
     Attributes:
         epoch: epochs completed. ``global_step``: optimisation steps (mini-batches) done.
-        history: one dict per epoch (see :meth:`fit`). ``log_history``: one dict per log interval.
+        history: one dict per epoch (see :meth:`fit`). ``log_history``: one dict per log interval:
+            ``step`` (the global step at its end), ``epoch`` (1-based, the epoch of that step, as
+            in ``history``), the mean of each loss over the interval's steps, and ``complete``
+            (see :meth:`fit`).
         optimizers, schedulers: what the model configured.
     """
 
@@ -475,11 +480,13 @@ class Trainer:
         # Position inside the current epoch (for exact resume).
         self._batch_in_epoch = 0
         self._epoch_loader_state: dict[str, Any] | None = None
+        self._train_rows: int | None = None  # of the data the epoch under way draws from
         self._epoch_sums: dict[str, torch.Tensor] = {}
         self._epoch_time = 0.0
         self._epoch_samples = 0
         self._interval_sums: dict[str, torch.Tensor] = {}
         self._interval_steps = 0
+        self._warned_non_finite = False
 
         self._labelled_loader: TensorLoader | None = None
         if labelled_data is not None:
@@ -489,6 +496,8 @@ class Trainer:
                     f"labelled_data: {len(labelled_data)} rows cannot give each of "
                     f"{self.world_size} ranks a labelled row"
                 )
+            if labelled_batch_size is not None:
+                labelled_batch_size = positive_int(labelled_batch_size, "labelled_batch_size")
             size = min(labelled_batch_size or batch_size, n)
             self._labelled_loader = TensorLoader(
                 labelled_data,
@@ -517,6 +526,7 @@ class Trainer:
         epochs: int | None = None,
         max_steps: int | None = None,
         val_data: ArrayDataset | torch.Tensor | Sequence[torch.Tensor] | None = None,
+        on_start: Callable[[], None] | None = None,
     ) -> list[dict[str, Any]]:
         """Train until ``epochs`` epochs or ``max_steps`` steps have been done in total (counted
         from the start of training, so a resumed run stops where the uninterrupted one would).
@@ -530,6 +540,8 @@ class Trainer:
                 reached stops training).
             val_data: evaluated with ``model.validation_step`` at the end of each epoch (keys
                 ``val_<name>`` in the history).
+            on_start: called once every argument is checked, before the first step (e.g. to
+                record a run's configuration only when it really starts).
 
         Returns:
             :attr:`history`: one dict per epoch with ``epoch`` (1-based), ``step`` (global step at
@@ -538,10 +550,16 @@ class Trainer:
             ``samples_per_s``, ``val_*`` entries, and ``complete`` (False for an epoch cut short by
             ``max_steps``; it is replaced when a later ``fit`` finishes that epoch).
 
+        :attr:`log_history` gets the mean losses of every ``log_every`` steps; when ``fit``
+        returns inside an interval, its steps so far are logged too, with ``complete`` False, and
+        a later ``fit`` (or a run resumed from the checkpoint) replaces that entry when it ends the
+        interval, as for ``history``'s epochs.
+
         On KeyboardInterrupt (Ctrl-C) the current step finishes, a checkpoint is written (with
-        ``out_dir``), and the KeyboardInterrupt is re-raised; a second Ctrl-C interrupts at once.
-        In a distributed run (several ranks) Ctrl-C interrupts at once and writes nothing: the
-        latest periodic checkpoint is the one to resume from.
+        ``out_dir``), and the KeyboardInterrupt is re-raised; a second Ctrl-C interrupts at once
+        and writes nothing (the step it cut short would make an inconsistent checkpoint), nor does
+        any other exception: the latest checkpoint written is the one to resume from. In a
+        distributed run (several ranks) Ctrl-C interrupts at once and writes nothing.
         """
         if epochs is None and max_steps is None:
             raise ValueError("fit needs epochs or max_steps (or both), got neither")
@@ -551,6 +569,8 @@ class Trainer:
             ):
                 raise ValueError(f"{name} must be a non-negative int or None, got {value!r}")
         loader = self._make_loader(train_data)
+        if val_data is not None and not isinstance(val_data, ArrayDataset):
+            as_tensors(val_data, "val_data")  # now, not after the first epoch's training
         per_epoch = loader.batches_per_epoch
         if per_epoch == 0:
             raise ValueError(
@@ -573,8 +593,25 @@ class Trainer:
                 },
                 "fit",
             )
+        if self._batch_in_epoch and self._train_rows not in (None, loader.num_samples):
+            raise ValueError(
+                f"train_data: {loader.num_samples} rows, but this run is inside epoch "
+                f"{self.epoch + 1} of {self._train_rows} rows (after its batch "
+                f"{self._batch_in_epoch}): the rest of that epoch would be other rows. Resume it "
+                "with the data it was trained on"
+            )
+        if self._batch_in_epoch > per_epoch:  # a checkpoint from before train_rows was saved
+            raise ValueError(
+                f"train_data: {loader.num_samples} rows make {per_epoch} batches of "
+                f"{loader.batch_size} per epoch, but this run stopped after batch "
+                f"{self._batch_in_epoch} of its epoch {self.epoch + 1}: resume it with the data it "
+                "was trained on"
+            )
+        self._train_rows = loader.num_samples
         if self.history and self.history[-1].get("complete") is False:
             self.history.pop()  # that epoch is resumed now
+        if self.log_history and self.log_history[-1].get("complete") is False:
+            self.log_history.pop()  # and that logging interval
         stop_step = math.inf if max_steps is None else max_steps
         if epochs is not None:  # for the progress bar's total
             remaining = max(epochs - self.epoch, 0) * per_epoch - self._batch_in_epoch
@@ -594,6 +631,9 @@ class Trainer:
                 total=total, initial=self.global_step, desc="train", unit="step", dynamic_ncols=True
             )
         last_saved_step = -1
+        at_step_end = False  # an interrupt deferred to the end of a step: the state is consistent
+        if on_start is not None:
+            on_start()
         try:
             with self._interrupt_guard():
                 while not done():
@@ -607,7 +647,7 @@ class Trainer:
                         if bar is not None:
                             bar.update(1)
                         if self.global_step % self.log_every == 0:
-                            self._log(bar)
+                            self._log(bar, epoch=self.epoch + 1)
                         epoch_over = self._batch_in_epoch == per_epoch
                         if epoch_over and self.device.type == "cuda":
                             torch.cuda.synchronize(
@@ -621,14 +661,25 @@ class Trainer:
                             self.save_checkpoint(self.checkpoint_path)
                             last_saved_step = self.global_step
                         if self._stop_requested:
+                            at_step_end = True
                             raise KeyboardInterrupt
                         if stop:
                             break
                         tick = time.perf_counter()
+                    else:
+                        # No batch was left: this epoch's steps were all done before, but its end
+                        # was not recorded (its validation raised). Record it now.
+                        if self._batch_in_epoch != per_epoch:
+                            raise RuntimeError(
+                                f"train_data's loader gave {self._batch_in_epoch} of the "
+                                f"{per_epoch} batches it promised for epoch {self.epoch + 1}"
+                            )
+                        self._end_epoch(val_data, loader)
         except KeyboardInterrupt:
             # Saving is collective in a distributed run, and the other ranks may be anywhere.
             if (
-                self._dist is None
+                at_step_end
+                and self._dist is None
                 and self.out_dir is not None
                 and last_saved_step != self.global_step
             ):
@@ -640,6 +691,10 @@ class Trainer:
                 bar.close()
         if self._batch_in_epoch:
             self.history.append(self._epoch_entry(val_data, complete=False))
+        if self._interval_steps:  # the steps since the last log_every boundary
+            # self.epoch counts the epochs completed: the last step ended one, or is in the next.
+            self._log(None, epoch=self.epoch if self._batch_in_epoch == 0 else self.epoch + 1,
+                      complete=False)
         if self.out_dir is not None and last_saved_step != self.global_step:
             self.save_checkpoint(self.checkpoint_path)
         return self.history
@@ -670,7 +725,7 @@ class Trainer:
         if not callable(getattr(self.model, "validation_step", None)):
             raise TypeError(f"model: {type(self.model).__name__} has no validation_step()")
         loader = TensorLoader(  # a fixed seed: the loader must not draw from the global RNG
-            data.tensors if isinstance(data, ArrayDataset) else data,
+            data.tensors if isinstance(data, ArrayDataset) else as_tensors(data, "data"),
             batch_size,
             shuffle=False,
             seed=0,
@@ -704,7 +759,7 @@ class Trainer:
     # -- checkpoints --------------------------------------------------------------------------
     def _rank_state(self) -> dict[str, Any]:
         """What differs between the ranks of a distributed run: the random streams and the sums
-        of the epoch's local losses."""
+        of the local losses over the epoch and over the logging interval."""
         cuda_states = None
         if self.device.type == "cuda":
             cuda_states = [s for s in torch.cuda.get_rng_state_all()]
@@ -713,6 +768,7 @@ class Trainer:
             "cuda": cuda_states,
             "model": self._model_rng_state(),
             "epoch_sums": {k: float(v) for k, v in self._epoch_sums.items()},
+            "interval_sums": {k: float(v) for k, v in self._interval_sums.items()},
         }
 
     def state_dict(self) -> dict[str, Any]:
@@ -737,6 +793,7 @@ class Trainer:
                 "epoch": self.epoch,
                 "global_step": self.global_step,
                 "batch_in_epoch": self._batch_in_epoch,
+                "train_rows": self._train_rows,
                 "seed": self.seed,
                 "precision": self.precision,
                 "batch_size": self.batch_size,
@@ -745,9 +802,12 @@ class Trainer:
                 "history": [dict(h) for h in self.history],
                 "log_history": [dict(h) for h in self.log_history],
                 "epoch_sums": own["epoch_sums"],
+                "interval_sums": own["interval_sums"],
+                "interval_steps": self._interval_steps,
                 "epoch_time": self._epoch_time,
                 "epoch_samples": self._epoch_samples,
                 "labelled_drawn": self._labelled_drawn,
+                "labelled": self._labelled_loader is not None,
             },
             "rng": {
                 "torch": own["torch"],
@@ -814,6 +874,16 @@ class Trainer:
                 f"{_qualname(self.model)}"
             )
         t = state["trainer"]
+        # "labelled" is absent before 2026-11-26: a labelled pass under way says it too.
+        if self._labelled_loader is None and t.get(
+            "labelled", state["rng"].get("labelled_loader") is not None
+        ):
+            raise ValueError(
+                f"checkpoint: {path} comes from a run with labelled_data (the semi-supervised "
+                "phase's labelled set), and this Trainer has none: pass labelled_data again "
+                "(checkpoints hold no data). Without it the model would take its labels from "
+                "train_data's, every one of them."
+            )
         saved_world = int(t.get("world_size", 1))
         if saved_world != self.world_size:
             raise ValueError(
@@ -838,6 +908,7 @@ class Trainer:
         self.epoch = int(t["epoch"])
         self.global_step = int(t["global_step"])
         self._batch_in_epoch = int(t["batch_in_epoch"])
+        self._train_rows = t.get("train_rows")  # absent before 2026-11-26
         self.history = [dict(h) for h in t["history"]]
         self.log_history = [dict(h) for h in t.get("log_history", [])]
         self._epoch_sums = {
@@ -847,7 +918,12 @@ class Trainer:
         self._epoch_time = float(t["epoch_time"])
         self._epoch_samples = int(t["epoch_samples"])
         self._labelled_drawn = int(t.get("labelled_drawn", 0))
-        self._interval_sums, self._interval_steps = {}, 0
+        # The logging interval in progress (absent before 2026-11-26: it then restarts).
+        self._interval_sums = {
+            k: torch.tensor(v, dtype=torch.float32, device=self.device)
+            for k, v in own.get("interval_sums", t.get("interval_sums", {})).items()
+        }
+        self._interval_steps = int(t.get("interval_steps", 0))
         torch.set_rng_state(own["torch"].cpu())
         if own.get("cuda") is not None and torch.cuda.is_available():
             torch.cuda.set_rng_state_all([s.cpu() for s in own["cuda"]])
@@ -894,8 +970,7 @@ class Trainer:
                     f"num_replicas={self.world_size}, rank={self.rank}, or pass the data itself"
                 )
             return data
-        if isinstance(data, ArrayDataset):
-            data = data.tensors
+        data = data.tensors if isinstance(data, ArrayDataset) else as_tensors(data, "train_data")
         return TensorLoader(
             data,
             self.batch_size,
@@ -1074,12 +1149,28 @@ class Trainer:
         floats = [float(v) for v in _distributed.all_reduce_mean(values, self.world_size)]
         return dict(zip(keys, floats[: len(keys)])), floats[len(keys) :]
 
-    def _log(self, bar) -> None:
+    def _log(self, bar, epoch: int, complete: bool = True) -> None:
+        """Append the interval's mean losses to log_history; ``epoch``: the last step's (1-based).
+        An incomplete interval (``fit`` returned inside it) is logged and kept going: the next
+        ``fit`` replaces its entry and ends it where an uninterrupted run would."""
         steps = max(self._interval_steps, 1)
         totals, _ = self._across_ranks(self._interval_sums)
         means = {k: v / steps for k, v in totals.items()}
-        self.log_history.append({"step": self.global_step, "epoch": self.epoch, **means})
-        self._interval_sums, self._interval_steps = {}, 0
+        self.log_history.append(
+            {"step": self.global_step, "epoch": epoch, **means, "complete": complete}
+        )
+        diverged = [k for k, v in means.items() if not math.isfinite(v)]
+        if diverged and not self._warned_non_finite:  # once: the losses are read here anyway
+            self._warned_non_finite = True
+            warnings.warn(
+                f"non-finite loss by step {self.global_step}: {', '.join(diverged)}; the run has "
+                "diverged (a lower learning rate, or precision='fp32', may help), and its "
+                "checkpoints from now on hold what it diverged to",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+        if complete:
+            self._interval_sums, self._interval_steps = {}, 0
         if bar is not None:
             short = {k[:5]: f"{v:.3g}" for k, v in means.items() if "_" not in k}
             bar.set_postfix(short, refresh=False)
@@ -1098,8 +1189,11 @@ class Trainer:
         return entry
 
     def _end_epoch(self, val_data, loader: TensorLoader) -> None:
+        # The entry first: its validation may raise, and must then leave the epoch as it was
+        # (all its batches done, its end still to record), for a later fit to finish it.
+        entry = self._epoch_entry(val_data, complete=True)
         self._epoch_loader_state = loader.state_dict()  # where the next epoch starts
-        self.history.append(self._epoch_entry(val_data, complete=True))
+        self.history.append(entry)
         for scheduler in self.schedulers.values():
             scheduler.step()
         self.epoch += 1

@@ -297,6 +297,10 @@ def test_checkpoint_contents(tmp_path, small_data):
     # weights_only loading: plain data only
     torch.load(tmp_path / "checkpoint.pt", weights_only=True)
     assert sorted(os.listdir(tmp_path)) == ["checkpoint.pt"]  # no temporary files left
+    # The mode open() gives (mkstemp's 0600 would hide it from a group sharing the run).
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "checkpoint.pt").stat().st_mode & 0o777 == 0o666 & ~umask
 
 
 def test_checkpoint_every_writes_periodically(tmp_path, small_data):
@@ -416,20 +420,133 @@ def test_ctrl_c_finishes_the_step_saves_and_reraises(tmp_path, small_data, pytho
     assert_same_state(straight, resumed)
 
 
-def test_keyboard_interrupt_raised_inside_a_step_still_saves(tmp_path, small_data):
+def test_an_interrupt_inside_a_step_keeps_the_last_good_checkpoint(tmp_path, small_data):
+    """A KeyboardInterrupt that did not wait for the step's end (a second Ctrl-C, or one raised by
+    the model) may land after some of the step's phases have updated the weights: a checkpoint of
+    that state would not continue the run. The last checkpoint written stays, and resumes exactly."""
     train, _ = small_data
-    trainer = Trainer(
-        interrupting(make(), at_step=4, how="raise"), progress=False, out_dir=tmp_path
-    )
+    model = make()
+    trainer = Trainer(model, progress=False, out_dir=tmp_path, checkpoint_every=5)
+    # The discriminator's update of step 7 raises, after the reconstruction phase's update.
+    step = trainer.optimizers["discriminator"].step
+    calls = {"n": 0}
+
+    def interrupted_step(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 7:
+            raise KeyboardInterrupt
+        return step(*a, **k)
+
+    trainer.optimizers["discriminator"].step = interrupted_step
     with pytest.raises(KeyboardInterrupt):
         trainer.fit(train, max_steps=20)
-    assert load_checkpoint(tmp_path / "checkpoint.pt")["trainer"]["global_step"] == 3
-    # Without out_dir nothing is written, and the interrupt still propagates.
+    assert trainer.global_step == 6
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["trainer"]["global_step"] == 5
+    straight = Trainer(make(), progress=False)
+    straight.fit(train, max_steps=20)
+    resumed = Trainer.resume(tmp_path / "checkpoint.pt", fresh(), progress=False)
+    resumed.fit(train, max_steps=20)
+    assert_same_state(straight, resumed)
+    # With no checkpoint yet, none is written; without out_dir the interrupt still propagates.
+    (tmp_path / "checkpoint.pt").unlink()
+    trainer = Trainer(interrupting(make(), at_step=4, how="raise"), progress=False, out_dir=tmp_path)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.fit(train, max_steps=20)
+    assert not (tmp_path / "checkpoint.pt").exists()
     trainer = Trainer(interrupting(make(), at_step=2, how="signal"), progress=False)
     with pytest.raises(KeyboardInterrupt):
         trainer.fit(train, max_steps=20)
     assert trainer.global_step == 2
 
+
+def test_an_epoch_whose_validation_raised_is_ended_by_the_next_fit(small_data):
+    """Validation runs at the end of an epoch, after its last step: if it raises (bad val_data, a
+    bug in validation_step), nothing of the epoch's end is recorded, and a later fit with good
+    val_data records it and trains on, as an uninterrupted run does (it used to spin forever)."""
+    train, val = small_data
+    model = make()
+    validation_step = model.validation_step
+
+    def failing(batch):
+        raise RuntimeError("bad validation data")
+
+    model.validation_step = failing
+    trainer = Trainer(model, progress=False)
+    with pytest.raises(RuntimeError, match="bad validation data"):
+        trainer.fit(train, epochs=2, val_data=val)
+    assert (trainer.global_step, trainer.epoch, trainer.history) == (10, 0, [])
+    model.validation_step = validation_step
+    trainer.fit(train, epochs=2, val_data=val)
+    straight = Trainer(make(), progress=False)
+    straight.fit(train, epochs=2, val_data=val)
+    assert_same_state(straight, trainer)
+
+
+def test_resuming_inside_an_epoch_needs_the_same_data(tmp_path, small_data):
+    train, _ = small_data
+    Trainer(make(), progress=False, out_dir=tmp_path).fit(train, max_steps=7)
+    fewer = (train.tensors[0][:700], train.tensors[1][:700])
+    resumed = Trainer.resume(tmp_path / "checkpoint.pt", fresh(), progress=False)
+    with pytest.raises(ValueError, match=r"train_data: 700 rows, but this run is inside epoch 1 "
+                                         r"of 1050 rows \(after its batch 7\)"):
+        resumed.fit(fewer, epochs=2)
+    # Between epochs other data is the user's choice.
+    Trainer(make(), progress=False, out_dir=tmp_path).fit(train, max_steps=10)
+    resumed = Trainer.resume(tmp_path / "checkpoint.pt", fresh(), progress=False)
+    resumed.fit(fewer, epochs=2)
+    assert resumed.global_step == 17
+
+
+def test_log_history_keeps_the_last_partial_interval_and_resumes_it(tmp_path, small_data):
+    train, _ = small_data
+    straight = Trainer(make(), progress=False, log_every=4)
+    straight.fit(train, max_steps=14)
+    # The steps after the last multiple of log_every are logged too, as an incomplete interval.
+    assert [(e["step"], e["epoch"], e["complete"]) for e in straight.log_history] == [
+        (4, 1, True), (8, 1, True), (12, 2, True), (14, 2, False)]
+    # A checkpoint inside an interval resumes it: the entries equal an uninterrupted run's.
+    first = Trainer(make(), progress=False, log_every=4, out_dir=tmp_path)
+    first.fit(train, max_steps=6)
+    assert first.log_history[-1]["step"] == 6 and first.log_history[-1]["complete"] is False
+    resumed = Trainer.resume(tmp_path / "checkpoint.pt", fresh(), progress=False, log_every=4)
+    resumed.fit(train, max_steps=14)
+    assert resumed.log_history == straight.log_history
+    # An epoch ending the fit: its last step belongs to that epoch.
+    ends = Trainer(make(), progress=False, log_every=4)
+    ends.fit(train, epochs=1)
+    assert [(e["step"], e["epoch"]) for e in ends.log_history][-1] == (10, 1)
+
+
+def test_a_diverged_loss_warns_once(small_data):
+    train, _ = small_data
+    model = make()
+    step = model.training_step
+
+    def nan_step(*a, **k):
+        return {k: v * float("nan") for k, v in step(*a, **k).items()}
+
+    model.training_step = nan_step
+    trainer = Trainer(model, progress=False, log_every=2)
+    with pytest.warns(RuntimeWarning, match="non-finite loss by step 2: reconstruction") as record:
+        trainer.fit(train, max_steps=6)
+    assert len([w for w in record if "non-finite" in str(w.message)]) == 1
+
+
+def test_resuming_a_labelled_run_needs_its_labelled_data(tmp_path, small_data):
+    train, _ = small_data
+    labelled = labelled_subset(train, 10, seed=0)[0]
+    Trainer(make("semi"), progress=False, out_dir=tmp_path, labelled_data=labelled,
+            labelled_batch_size=20).fit(train, max_steps=3)
+    with pytest.raises(ValueError, match="comes from a run with labelled_data .* pass labelled_data again"):
+        Trainer.resume(tmp_path / "checkpoint.pt", fresh("semi"), progress=False)
+
+
+def test_labelled_batch_size_is_checked_by_its_own_name(small_data):
+    train, _ = small_data
+    labelled = labelled_subset(train, 10, seed=0)[0]
+    for bad in (0, -3, 2.5):
+        with pytest.raises(ValueError, match=f"labelled_batch_size must be a positive int, got {bad}"):
+            Trainer(make("semi"), labelled_data=labelled, labelled_batch_size=bad)
 
 
 def test_evaluate_weighs_the_error_by_its_labelled_rows():
@@ -467,3 +584,23 @@ def test_a_checkpoint_resumes_the_other_backend(tmp_path, saved, resumed):
                                          ".*SemiSupervisedAAE"):
         Trainer.resume(tmp_path / "checkpoint.pt", af.SemiSupervisedAAE(12, 3, hidden=(16, 16),
                        backend=resumed), progress=False)
+
+
+def test_data_of_other_types_is_named_before_any_training(small_data):
+    """A torch DataLoader (DESIGN's `fit(train_loader, ...)` invites one) or a nested list used to
+    fail deep inside the loader with "'list' object has no attribute 'to'"."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    train, _ = small_data
+    trainer = Trainer(make(), progress=False)
+    loader = DataLoader(TensorDataset(train.tensors[0]), batch_size=100)
+    with pytest.raises(TypeError, match=r"train_data must be an ArrayDataset, a tensor or a tuple "
+                                        r"of tensors .* got a DataLoader; .*\.tensors"):
+        trainer.fit(loader, epochs=1)
+    with pytest.raises(TypeError, match="train_data .* got a list of list"):
+        trainer.fit([[0.0] * 784] * 200, epochs=1)
+    with pytest.raises(TypeError, match="val_data .* got a str"):
+        trainer.fit(train, epochs=1, val_data="val.npz")
+    assert trainer.global_step == 0
+    with pytest.raises(TypeError, match="data .* got a DataLoader"):
+        trainer.evaluate(loader)
