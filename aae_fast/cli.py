@@ -95,6 +95,9 @@ def _add_train(sub) -> argparse.ArgumentParser:
                    help="--model gmmn-ae: steps of the autoencoder stage before the generator's "
                         "(default: half the run)")
     p.add_argument("--no-eval", dest="evaluate", action="store_false", help="skip the evaluation")
+    p.add_argument("--eval", dest="evaluate", action="store_true", default=True,
+                   help="evaluate after training (the default; undoes the --no-eval of a run "
+                        "continued with --resume)")
     p.add_argument("--out", type=Path, default=Path("runs/default"), help="output directory")
     p.add_argument("--resume", type=Path, default=None,
                    help="checkpoint to continue from; flags not given come from the config.json "

@@ -212,6 +212,12 @@ def test_resume_takes_the_runs_own_flags(trained_run, tmp_path):
     # A flag that is written wins over the saved one (and is checked against the checkpoint).
     with pytest.raises(SystemExit, match=r"--batch-size 25 \(the checkpoint has 50\)"):
         main(["train", "--resume", str(out / "checkpoint.pt"), "--batch-size", "25", "--quiet"])
+    # The run was continued with --no-eval, saved in its config; --eval undoes it.
+    assert json.loads((out / "config.json").read_text())["evaluate"] is False
+    assert main(["train", "--resume", str(out / "checkpoint.pt"), "--max-steps", "36", "--eval",
+                 "--parzen-samples", "100", "--quiet"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["config"]["evaluate"] is True and "reconstruction_loss" in metrics["final"]
 
 
 def test_a_failed_start_leaves_an_overwritten_run_as_it_was(trained_run, tmp_path, monkeypatch):
