@@ -250,7 +250,6 @@ class TensorLoader:
             pending = pending[step:]
 
 
-
 def as_tensors(data: Any, name: str) -> tuple[torch.Tensor, ...]:
     """``data`` (a tensor, or a tuple or list of tensors) as a tuple of tensors, or a TypeError
     naming ``name``, what it takes and what it got."""
