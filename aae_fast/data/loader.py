@@ -94,10 +94,7 @@ class TensorLoader:
         num_replicas: int = 1,
         rank: int = 0,
     ) -> None:
-        if isinstance(data, ArrayDataset):
-            tensors: tuple[torch.Tensor, ...] = data.tensors
-        else:
-            tensors = as_tensors(data, "data")
+        tensors = as_tensors(data, "data")
         if not tensors:
             raise ValueError("TensorLoader needs at least one tensor")
         if device is not None:
@@ -251,8 +248,10 @@ class TensorLoader:
 
 
 def as_tensors(data: Any, name: str) -> tuple[torch.Tensor, ...]:
-    """``data`` (a tensor, or a tuple or list of tensors) as a tuple of tensors, or a TypeError
-    naming ``name``, what it takes and what it got."""
+    """``data`` (an ArrayDataset, a tensor, or a tuple or list of tensors) as a tuple of tensors, or
+    a TypeError naming ``name``, what it takes and what it got."""
+    if isinstance(data, ArrayDataset):
+        return data.tensors
     if isinstance(data, torch.Tensor):
         return (data,)
     if isinstance(data, (tuple, list)) and all(isinstance(t, torch.Tensor) for t in data):

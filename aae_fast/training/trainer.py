@@ -569,7 +569,7 @@ class Trainer:
             ):
                 raise ValueError(f"{name} must be a non-negative int or None, got {value!r}")
         loader = self._make_loader(train_data)
-        if val_data is not None and not isinstance(val_data, ArrayDataset):
+        if val_data is not None:
             as_tensors(val_data, "val_data")  # now, not after the first epoch's training
         per_epoch = loader.batches_per_epoch
         if per_epoch == 0:
@@ -725,7 +725,7 @@ class Trainer:
         if not callable(getattr(self.model, "validation_step", None)):
             raise TypeError(f"model: {type(self.model).__name__} has no validation_step()")
         loader = TensorLoader(  # a fixed seed: the loader must not draw from the global RNG
-            data.tensors if isinstance(data, ArrayDataset) else as_tensors(data, "data"),
+            as_tensors(data, "data"),
             batch_size,
             shuffle=False,
             seed=0,
@@ -970,9 +970,8 @@ class Trainer:
                     f"num_replicas={self.world_size}, rank={self.rank}, or pass the data itself"
                 )
             return data
-        data = data.tensors if isinstance(data, ArrayDataset) else as_tensors(data, "train_data")
         return TensorLoader(
-            data,
+            as_tensors(data, "train_data"),
             self.batch_size,
             shuffle=True,
             drop_last=self.drop_last,
